@@ -1,0 +1,1 @@
+"""Qt-free, torch-free document model: images, masks, layers, undo history, project files."""

@@ -1,0 +1,172 @@
+"""The engine contract: static info, a request, a stream of events, cooperative cancel.
+
+An engine never touches Qt. The app's runner (a QThread) and the CLI both iterate
+``engine.run(request, cancel)`` and react to the events; ``cancel()`` is polled between steps.
+Images in and out are RGB uint8 HxWx3 at the request's full size; masks are uint8 HxW with
+255 = fill, 0 = keep (values in between blend at paste-back).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Union
+
+import numpy as np
+
+from .params import Param, resolve_params
+
+CancelFn = Callable[[], bool]
+
+
+class EngineError(RuntimeError):
+    """A failure the person can act on; its message says what happened and what to do."""
+
+
+class WeightsMissing(EngineError):
+    """The engine has no weights to run with."""
+
+
+class BadRequest(EngineError, ValueError):
+    """The image, mask or parameters cannot be used."""
+
+
+class Cancelled(Exception):
+    """The run was cancelled by the person; not an error."""
+
+
+def check_cancel(cancel: CancelFn) -> None:
+    """Raise :class:`Cancelled` when the person asked to stop. Call between steps."""
+    if cancel():
+        raise Cancelled()
+
+
+# ----------------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """An intermediate full-size image (e.g. a MaskGIT step or a diffusion latent decode).
+
+    ``overlay`` optionally marks, at full size (uint8 HxW, 255 = still unknown), which part of the
+    fill is still undecided, so a UI can tint it.
+    """
+
+    image: np.ndarray
+    step: int
+    steps: int
+    overlay: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One of several alternative fills; ``meta`` holds what reproduces it (seed, noise id)."""
+
+    image: np.ndarray
+    index: int
+    seed: int
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    image: np.ndarray
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+Event = Union[Progress, Preview, Variant, Result]
+
+
+# ----------------------------------------------------------------------------------- request
+@dataclass(frozen=True)
+class Request:
+    """Everything one fill needs. ``variants`` > 1 asks engines that support it for N fills."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    prompt: str = ""
+    seed: int = 0
+    variants: int = 1
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise :class:`BadRequest` with a one-line reason for unusable input."""
+        img, mask = self.image, self.mask
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise BadRequest("image must be an RGB uint8 array of shape HxWx3")
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 or mask.ndim != 2:
+            raise BadRequest("mask must be a uint8 array of shape HxW (255 = fill)")
+        if mask.shape != img.shape[:2]:
+            raise BadRequest(
+                f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}"
+            )
+        if not mask.any():
+            raise BadRequest("the mask is empty: paint the region to fill first")
+        if self.variants < 1:
+            raise BadRequest("variants must be at least 1")
+
+
+# ----------------------------------------------------------------------------------- info
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+    weights: Path | None = None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the app and CLI need to know about an engine before loading anything.
+
+    ``native_size``: the square side the model works at (None: any size, e.g. classical).
+    ``pad_multiple``: the model needs sides that are multiples of this.
+    """
+
+    id: str
+    title: str
+    description: str
+    params: tuple[Param, ...] = ()
+    takes_prompt: bool = False
+    yields_variants: bool = False
+    yields_previews: bool = False
+    needs_weights: bool = True
+    native_size: int | None = None
+    pad_multiple: int = 1
+    training_hint: str = ""
+
+
+class Engine(abc.ABC):
+    """Base of every engine. Subclasses set ``info`` and implement :meth:`run`.
+
+    Construction is cheap; heavy loading happens lazily inside :meth:`run` (on the worker thread).
+    """
+
+    info: ClassVar[EngineInfo]
+
+    def __init__(self, weights: str | Path | None = None, device: str | None = None) -> None:
+        self.weights = Path(weights) if weights else None
+        self.device_preference = device
+
+    @classmethod
+    def availability(cls, weights: str | Path | None = None) -> Availability:
+        """Whether the engine can run, and if not, why and how to fix it. Must be cheap."""
+        return Availability(True)
+
+    def resolve(self, request: Request) -> dict[str, Any]:
+        """Validate the request and return its parameters with defaults filled in."""
+        request.validate()
+        try:
+            return resolve_params(self.info.params, request.params)
+        except ValueError as err:
+            raise BadRequest(str(err)) from None
+
+    @abc.abstractmethod
+    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
+        """Yield Progress/Preview/Variant events and finally one Result (the chosen fill)."""

@@ -1,0 +1,198 @@
+"""Shared framing: crop around the mask, resize to the model's size, pad, and paste back.
+
+Written once for every engine. The guarantee that matters: every pixel where the mask is 0 comes
+back byte-identical to the input. Inside the mask the model's output is blended with weight
+``mask / 255`` (so a soft mask edge feathers) and an optional inward feather ramp.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from .params import Param
+
+Strategy = Literal["crop", "resize", "original"]
+STRATEGIES: tuple[str, ...] = ("crop", "resize", "original")
+
+
+def framing_params(default_strategy: Strategy = "crop", default_context: float = 0.5) -> tuple[Param, ...]:
+    """The framing knobs every framed engine exposes beside its own parameters."""
+    return (
+        Param(
+            "strategy",
+            "choice",
+            default_strategy,
+            choices=STRATEGIES,
+            help="crop: work on a region around the mask; resize: the whole image scaled to the "
+            "model's size; original: the whole image at full size",
+        ),
+        Param(
+            "context",
+            "float",
+            default_context,
+            minimum=0.0,
+            maximum=4.0,
+            step=0.1,
+            help="crop strategy: margin of surrounding image kept around the mask, as a fraction of its size",
+        ),
+        Param("feather", "int", 0, minimum=0, maximum=64, help="soften the fill's edge inward by this many pixels"),
+    )
+
+
+@dataclass(frozen=True)
+class Frame:
+    """How a full image maps to the model's input: a crop box, a resize, then padding."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the full image
+    work_size: tuple[int, int]  # (w, h) of the resized crop
+    padded_size: tuple[int, int]  # (w, h) after padding to the model's multiple
+
+    @property
+    def crop_size(self) -> tuple[int, int]:
+        x0, y0, x1, y1 = self.box
+        return x1 - x0, y1 - y0
+
+    # ------------------------------------------------------------------ full -> model
+    def image_to_model(self, image: np.ndarray) -> np.ndarray:
+        crop = _crop(image, self.box)
+        crop = _resize(crop, self.work_size, smooth=True)
+        return _pad(crop, self.padded_size)
+
+    def mask_to_model(self, mask: np.ndarray) -> np.ndarray:
+        """Binary uint8 mask (255 = hole) at model size; any pixel touched by the hole is a hole."""
+        crop = (_crop(mask, self.box) > 0).astype(np.uint8) * 255
+        if (crop.shape[1], crop.shape[0]) != self.work_size:
+            crop = cv2.resize(crop, self.work_size, interpolation=cv2.INTER_AREA)
+            crop = np.where(crop > 0, 255, 0).astype(np.uint8)
+        return _pad(crop, self.padded_size)
+
+    # ------------------------------------------------------------------ model -> full
+    def output_to_crop(self, output: np.ndarray) -> np.ndarray:
+        w, h = self.work_size
+        unpadded = output[:h, :w]
+        return _resize(unpadded, self.crop_size, smooth=True)
+
+    def paste(self, output: np.ndarray, image: np.ndarray, mask: np.ndarray, feather: int = 0) -> np.ndarray:
+        """Blend the model output into ``image`` inside ``mask``; outside, pixels stay identical."""
+        x0, y0, x1, y1 = self.box
+        fill = self.output_to_crop(output)
+        crop_mask = mask[y0:y1, x0:x1]
+        alpha = paste_alpha(crop_mask, feather)
+        orig = image[y0:y1, x0:x1]
+        blended = np.rint(alpha[..., None] * fill.astype(np.float32) + (1.0 - alpha[..., None]) * orig)
+        blended = np.clip(blended, 0, 255).astype(np.uint8)
+        out = image.copy()
+        out[y0:y1, x0:x1] = np.where(crop_mask[..., None] > 0, blended, orig)
+        return out
+
+    def overlay_to_full(self, overlay: np.ndarray, full_shape: tuple[int, int]) -> np.ndarray:
+        """Map a model-size uint8 map (e.g. 'still unknown' tokens) back to the full image."""
+        x0, y0, x1, y1 = self.box
+        w, h = self.work_size
+        crop = cv2.resize(overlay[:h, :w], self.crop_size, interpolation=cv2.INTER_NEAREST)
+        out = np.zeros(full_shape, np.uint8)
+        out[y0:y1, x0:x1] = crop
+        return out
+
+
+def paste_alpha(mask: np.ndarray, feather: int = 0) -> np.ndarray:
+    """Blend weight in [0, 1]: ``mask/255``, optionally ramped up over ``feather`` px from the edge."""
+    alpha = mask.astype(np.float32) / 255.0
+    if feather > 0:
+        inside = (mask > 0).astype(np.uint8)
+        dist = cv2.distanceTransform(inside, cv2.DIST_L2, 3)
+        alpha = np.minimum(alpha, np.clip(dist / float(feather), 0.0, 1.0))
+        alpha[(mask > 0) & (alpha <= 0)] = 1.0 / 255.0
+    return alpha
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        raise ValueError("empty mask")
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def plan_frame(
+    image_hw: tuple[int, int],
+    mask: np.ndarray,
+    native_size: int | None,
+    pad_multiple: int = 1,
+    strategy: Strategy = "crop",
+    context: float = 0.5,
+    min_context: int = 16,
+) -> Frame:
+    """Decide crop box, working size and padding for one request."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown framing strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    h, w = image_hw
+    if strategy == "crop":
+        box = _context_box(mask_bbox(mask), (w, h), native_size, context, min_context)
+    else:
+        box = (0, 0, w, h)
+    cw, ch = box[2] - box[0], box[3] - box[1]
+    if native_size and strategy != "original":
+        scale = native_size / max(cw, ch)
+        work = (max(1, round(cw * scale)), max(1, round(ch * scale)))
+    else:
+        work = (cw, ch)
+    m = max(1, pad_multiple)
+    padded = (math.ceil(work[0] / m) * m, math.ceil(work[1] / m) * m)
+    if native_size and strategy != "original" and native_size % m == 0:
+        padded = (max(padded[0], native_size), max(padded[1], native_size))
+    return Frame(box=box, work_size=work, padded_size=padded)
+
+
+def _context_box(
+    bbox: tuple[int, int, int, int],
+    image_wh: tuple[int, int],
+    native_size: int | None,
+    context: float,
+    min_context: int,
+) -> tuple[int, int, int, int]:
+    """Grow the mask's bbox by ``context`` of its size; square it up for square-native models."""
+    x0, y0, x1, y1 = bbox
+    w, h = image_wh
+    bw, bh = x1 - x0, y1 - y0
+    margin = max(min_context, int(round(context * max(bw, bh))))
+    want_w, want_h = bw + 2 * margin, bh + 2 * margin
+    if native_size:
+        side = max(want_w, want_h, min(native_size, max(w, h)))
+        want_w = want_h = side
+    want_w, want_h = min(want_w, w), min(want_h, h)
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    nx0 = int(round(cx - want_w / 2.0))
+    ny0 = int(round(cy - want_h / 2.0))
+    nx0 = min(max(nx0, 0), w - want_w)
+    ny0 = min(max(ny0, 0), h - want_h)
+    # the crop must always contain the whole hole
+    nx0, ny0 = min(nx0, x0), min(ny0, y0)
+    nx1, ny1 = max(nx0 + want_w, x1), max(ny0 + want_h, y1)
+    return nx0, ny0, min(nx1, w), min(ny1, h)
+
+
+def _crop(a: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return a[y0:y1, x0:x1]
+
+
+def _resize(a: np.ndarray, size_wh: tuple[int, int], smooth: bool) -> np.ndarray:
+    if (a.shape[1], a.shape[0]) == size_wh:
+        return np.ascontiguousarray(a)
+    shrinking = size_wh[0] < a.shape[1]
+    interp = cv2.INTER_AREA if shrinking else (cv2.INTER_CUBIC if smooth else cv2.INTER_NEAREST)
+    return cv2.resize(np.ascontiguousarray(a), size_wh, interpolation=interp)
+
+
+def _pad(a: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    pw, ph = size_wh[0] - a.shape[1], size_wh[1] - a.shape[0]
+    if pw == 0 and ph == 0:
+        return np.ascontiguousarray(a)
+    pad = ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2)
+    mode = "symmetric" if a.shape[0] > 1 and a.shape[1] > 1 else "edge"
+    return np.pad(a, pad, mode=mode)

@@ -1,0 +1,1 @@
+"""Torch-only model architectures, checkpoint I/O and importers of public checkpoints."""

@@ -1,0 +1,160 @@
+"""Read pickled checkpoints (official .pkl/.pth/.ckpt) without executing any code in them.
+
+Official checkpoints are pickles: loading one with plain ``pickle`` runs whatever the file says
+(StyleGAN-style ``.pkl`` files even embed Python source). This unpickler admits only tensors,
+storages, numpy arrays and plain containers. Any other global becomes an inert :class:`Opaque`
+record of its name and constructor arguments, so the weights inside can still be dug out, while
+callables such as ``os.system`` are refused outright.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """The file asked to call something that could execute code."""
+
+
+class Opaque:
+    """Stand-in for a class the checkpoint names but we refuse to import.
+
+    Keeps the qualified name, the constructor arguments and any pickled state, nothing else.
+    """
+
+    opaque_name = "?"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.kwargs = kwargs
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:  # dict subclasses pickle via SETITEMS
+        self.__dict__.setdefault("items", {})[key] = value
+
+    def append(self, value: Any) -> None:  # list subclasses pickle via APPENDS
+        self.__dict__.setdefault("list_items", []).append(value)
+
+    def extend(self, values: Any) -> None:
+        for v in values:
+            self.append(v)
+
+    def __repr__(self) -> str:
+        return f"Opaque({self.opaque_name})"
+
+
+def _load_storage_from_bytes(data: bytes) -> Any:
+    # torch pickles storages outside torch.save as a nested torch file; read it weights-only.
+    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("collections", "defaultdict"): collections.defaultdict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "slice"): slice,
+    ("builtins", "complex"): complex,
+    ("builtins", "bytearray"): bytearray,
+    ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
+    ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
+    ("torch", "Size"): torch.Size,
+    ("torch", "device"): torch.device,
+    ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
+}
+for _dtype_name in ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"):
+    _ALLOWED[("torch", _dtype_name)] = getattr(torch, _dtype_name)
+
+_NUMPY_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+# Modules whose callables could run code or touch the system: refuse loudly instead of stubbing.
+_DANGEROUS_MODULES = (
+    "os", "posix", "nt", "subprocess", "sys", "builtins", "__builtin__", "shutil", "socket",
+    "importlib", "runpy", "code", "codeop", "pty", "ctypes", "pickle", "marshal", "types",
+    "functools", "operator", "io", "webbrowser", "multiprocessing", "asyncio", "signal", "pathlib",
+)
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler that executes nothing: see the module docstring."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        key = (module, name)
+        if key in _ALLOWED:
+            return _ALLOWED[key]
+        if name.endswith("Storage") and module in ("torch", "torch.cuda"):
+            return getattr(torch, name)
+        if key in _NUMPY_ALLOWED:
+            import numpy as np  # noqa: F401  (resolves the numpy reconstructors only)
+
+            return super().find_class(module, name)
+        root = module.split(".")[0]
+        if root in _DANGEROUS_MODULES or module.startswith("torch"):
+            raise UnsafeCheckpointError(
+                f"checkpoint refers to {module}.{name}, which could run code; refusing to load it"
+            )
+        return type(name, (Opaque,), {"opaque_name": f"{module}.{name}"})
+
+
+class _SafePickleModule:
+    """What ``torch.load(pickle_module=...)`` expects: our Unpickler plus pickle's helpers."""
+
+    Unpickler = SafeUnpickler
+    load = staticmethod(lambda f, **kw: SafeUnpickler(f, **kw).load())
+    __name__ = "inpaint_studio.models.safe_pickle"
+
+
+def safe_load(path: str | Path) -> Any:
+    """Load a pickled checkpoint: torch zip/legacy files or raw pickles (StyleGAN ``.pkl``).
+
+    Tensors come back on the CPU. Unknown classes become :class:`Opaque` records.
+    """
+    path = Path(path)
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK"):  # torch zip format (.pth/.ckpt since torch 1.6)
+        return torch.load(path, map_location="cpu", pickle_module=_SafePickleModule, weights_only=False)
+    with path.open("rb") as f:
+        try:
+            return torch.load(f, map_location="cpu", pickle_module=_SafePickleModule, weights_only=False)
+        except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
+            if isinstance(err, UnsafeCheckpointError):
+                raise
+        f.seek(0)
+        return SafeUnpickler(f).load()
+
+
+def find_tensors(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Flatten nested dicts / Opaque records into ``{dotted.key: tensor}`` (for inspection)."""
+    out: dict[str, torch.Tensor] = {}
+    if isinstance(obj, torch.Tensor):
+        out[prefix.rstrip(".")] = obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(find_tensors(v, f"{prefix}{k}."))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.update(find_tensors(v, f"{prefix}{i}."))
+    elif isinstance(obj, Opaque):
+        out.update(find_tensors(obj.args, f"{prefix}args."))
+        out.update(find_tensors(obj.state, f"{prefix}state."))
+    return out
