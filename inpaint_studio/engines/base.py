@@ -167,6 +167,15 @@ class Engine(abc.ABC):
         except ValueError as err:
             raise BadRequest(str(err)) from None
 
+    @classmethod
+    def import_weights(cls, source: Path, dest: Path) -> Path:
+        """Convert a public checkpoint (``source``) into a weights folder at ``dest``.
+
+        Engines that can read official checkpoints override this; pickles go through
+        ``models.safe_pickle`` so that nothing in them executes.
+        """
+        raise EngineError(f"{cls.info.title} has no importer for outside checkpoints")
+
     @abc.abstractmethod
     def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
         """Yield Progress/Preview/Variant events and finally one Result (the chosen fill)."""
