@@ -12,7 +12,7 @@ import abc
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class Result:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
-Event = Union[Progress, Preview, Variant, Result]
+Event = Progress | Preview | Variant | Result
 
 
 # ----------------------------------------------------------------------------------- request

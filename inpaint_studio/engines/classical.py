@@ -23,7 +23,13 @@ class ClassicalEngine(FramedEngine):
         description="Diffuses surrounding colours into the hole. Instant, needs no weights; best for "
         "thin scratches, wires and small blemishes.",
         params=(
-            Param("method", "choice", "telea", choices=tuple(_METHODS), help="telea: fast marching; ns: Navier-Stokes"),
+            Param(
+                "method",
+                "choice",
+                "telea",
+                choices=tuple(_METHODS),
+                help="telea: fast marching; ns: Navier-Stokes",
+            ),
             Param("radius", "int", 5, minimum=1, maximum=64, help="neighbourhood radius in pixels"),
             *framing_params("crop", default_context=0.25),
         ),

@@ -63,4 +63,8 @@ class FramedEngine(Engine):
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
-    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or "out of memory" in str(err)
+    return (
+        isinstance(err, MemoryError)
+        or type(err).__name__ == "OutOfMemoryError"
+        or "out of memory" in str(err)
+    )

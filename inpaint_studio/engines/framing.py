@@ -40,7 +40,14 @@ def framing_params(default_strategy: Strategy = "crop", default_context: float =
             step=0.1,
             help="crop strategy: margin of surrounding image kept around the mask, as a fraction of its size",
         ),
-        Param("feather", "int", 0, minimum=0, maximum=64, help="soften the fill's edge inward by this many pixels"),
+        Param(
+            "feather",
+            "int",
+            0,
+            minimum=0,
+            maximum=64,
+            help="soften the fill's edge inward by this many pixels",
+        ),
     )
 
 

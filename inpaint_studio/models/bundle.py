@@ -70,7 +70,13 @@ def save_bundle(
         tmp = folder / f".{name}.safetensors.tmp"
         save_file(tensors, str(tmp), metadata={"format": "pt"})
         os.replace(tmp, folder / f"{name}.safetensors")
-    config = {"engine": engine, "format": FORMAT_VERSION, "arch": arch, "parts": sorted(parts), **(extra or {})}
+    config = {
+        "engine": engine,
+        "format": FORMAT_VERSION,
+        "arch": arch,
+        "parts": sorted(parts),
+        **(extra or {}),
+    }
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".config.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, sort_keys=True)
@@ -107,7 +113,9 @@ def load_bundle(folder: str | Path, engine: str | None = None, device: str | tor
             raise BundleError(f"{folder} is incomplete: {file.name} is missing")
         parts[name] = load_file(str(file), device=str(device))
     extra = {k: v for k, v in config.items() if k not in ("engine", "format", "arch", "parts")}
-    return Bundle(engine=config.get("engine", ""), arch=dict(config.get("arch", {})), parts=parts, extra=extra)
+    return Bundle(
+        engine=config.get("engine", ""), arch=dict(config.get("arch", {})), parts=parts, extra=extra
+    )
 
 
 def list_bundles(root: str | Path) -> list[Path]:

@@ -74,7 +74,18 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch", "device"): torch.device,
     ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
 }
-for _dtype_name in ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"):
+for _dtype_name in (
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "bool",
+):
     _ALLOWED[("torch", _dtype_name)] = getattr(torch, _dtype_name)
 
 _NUMPY_ALLOWED = {
@@ -88,9 +99,32 @@ _NUMPY_ALLOWED = {
 
 # Modules whose callables could run code or touch the system: refuse loudly instead of stubbing.
 _DANGEROUS_MODULES = (
-    "os", "posix", "nt", "subprocess", "sys", "builtins", "__builtin__", "shutil", "socket",
-    "importlib", "runpy", "code", "codeop", "pty", "ctypes", "pickle", "marshal", "types",
-    "functools", "operator", "io", "webbrowser", "multiprocessing", "asyncio", "signal", "pathlib",
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "sys",
+    "builtins",
+    "__builtin__",
+    "shutil",
+    "socket",
+    "importlib",
+    "runpy",
+    "code",
+    "codeop",
+    "pty",
+    "ctypes",
+    "pickle",
+    "marshal",
+    "types",
+    "functools",
+    "operator",
+    "io",
+    "webbrowser",
+    "multiprocessing",
+    "asyncio",
+    "signal",
+    "pathlib",
 )
 
 
