@@ -206,6 +206,11 @@ class History:
         self._clean = self._index
         self.changed.emit()
 
+    def mark_dirty(self) -> None:
+        """No state of this history is saved anywhere (e.g. a recovered document)."""
+        self._clean = None
+        self.changed.emit()
+
     # --------------------------------------------------------------- changes
     def push(self, command: Command, merge: bool = True) -> None:
         """Record an already-applied command; drops any redo steps."""
