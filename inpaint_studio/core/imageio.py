@@ -100,8 +100,11 @@ def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     if loaded.alpha is not None and not loaded.rgb.any():
         mask = loaded.alpha  # a black mask drawn on transparency: the alpha is the mask
     else:
-        mask = (rgb[..., 0].astype(np.uint32) * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114 + 500) // 1000
-        mask = mask.astype(np.uint8)
+        if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+            mask = rgb[..., 0].copy()
+        else:
+            r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+            mask = ((r * 299 + g * 587 + b * 114 + 500) // 1000).astype(np.uint8)
     if shape is not None and mask.shape != tuple(shape):
         raise ImageError(
             f"mask {Path(path).name} is {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]}"

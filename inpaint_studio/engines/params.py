@@ -43,40 +43,38 @@ class Param:
 
     def coerce(self, value: Any) -> Any:
         """Convert ``value`` (possibly a CLI string) to this parameter's type, or raise ValueError."""
-        try:
-            if self.kind == "bool":
-                if isinstance(value, str):
-                    low = value.strip().lower()
-                    if low in _TRUE:
-                        return True
-                    if low in _FALSE:
-                        return False
-                    raise ValueError
-                return bool(value)
-            if self.kind == "int":
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError
-                out: Any = int(value)
-            elif self.kind == "float":
-                out = float(value)
-            elif self.kind == "choice":
-                out = str(value)
-                if out not in self.choices:
-                    raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, not {out!r}")
-                return out
-            else:
-                return str(value)
-        except ValueError as err:
-            if str(err):
-                raise
-            raise ValueError(f"{self.name} expects a {self.kind}, got {value!r}") from None
-        except TypeError:
-            raise ValueError(f"{self.name} expects a {self.kind}, got {value!r}") from None
+        if self.kind == "choice":
+            out = str(value)
+            if out not in self.choices:
+                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, not {out!r}")
+            return out
+        if self.kind == "str":
+            return str(value)
+        if self.kind == "bool":
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low not in _TRUE | _FALSE:
+                    raise ValueError(f"{self.name} expects true or false, got {value!r}")
+                return low in _TRUE
+            return bool(value)
+        out = self._number(value)
         if self.minimum is not None and out < self.minimum:
             raise ValueError(f"{self.name} must be >= {self.minimum}, got {out}")
         if self.maximum is not None and out > self.maximum:
             raise ValueError(f"{self.name} must be <= {self.maximum}, got {out}")
         return out
+
+    def _number(self, value: Any) -> int | float:
+        noun = "an integer" if self.kind == "int" else "a number"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name} expects {noun}, got {value!r}") from None
+        if self.kind == "float":
+            return number
+        if not number.is_integer():
+            raise ValueError(f"{self.name} expects {noun}, got {value!r}")
+        return int(number)
 
 
 def resolve_params(schema: tuple[Param, ...], values: Mapping[str, Any]) -> dict[str, Any]:
