@@ -1,0 +1,81 @@
+"""MaskGIT weights on disk: ONE bundle folder holding both models, so one path names a model.
+
+Layout (see :mod:`models.bundle`): ``config.json`` with ``engine: "maskgit"``,
+``arch: {"vqgan": {...}, "transformer": {...}}``, ``parts: ["transformer", "vqgan"]``, and
+``vqgan.safetensors`` + ``transformer.safetensors`` with the two state dicts.
+A tokenizer trained alone (stage 1) is saved with engine ``maskgit-vqgan`` and the ``vqgan``
+part only, so it never shadows a complete model in the ``maskgit`` store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..bundle import BundleError, load_bundle, save_bundle
+from ..vqgan import VQGAN, VQGANConfig
+from .config import MaskGitConfig
+from .transformer import MaskGitTransformer
+
+ENGINE_ID = "maskgit"
+VQGAN_ENGINE_ID = "maskgit-vqgan"
+VQGAN_PART = "vqgan"
+TRANSFORMER_PART = "transformer"
+
+
+def save_maskgit(
+    folder: str | Path, vqgan: VQGAN, transformer: MaskGitTransformer, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write the complete model. ``transformer.config.codebook_size`` must equal the VQGAN's."""
+    if transformer.config.codebook_size != vqgan.config.n_embed:
+        raise ValueError(
+            f"transformer codebook ({transformer.config.codebook_size}) != VQGAN codebook ({vqgan.config.n_embed})"
+        )
+    arch = {VQGAN_PART: vqgan.config.to_dict(), TRANSFORMER_PART: transformer.config.to_dict()}
+    parts = {VQGAN_PART: vqgan.state_dict(), TRANSFORMER_PART: transformer.state_dict()}
+    return save_bundle(folder, ENGINE_ID, arch, parts, extra)
+
+
+def load_maskgit(
+    folder: str | Path, device: str | torch.device = "cpu"
+) -> tuple[VQGAN, MaskGitTransformer, dict[str, Any]]:
+    """Both models in eval mode on ``device``, plus the bundle's extra metadata."""
+    bundle = load_bundle(folder, engine=ENGINE_ID)
+    missing = [p for p in (VQGAN_PART, TRANSFORMER_PART) if p not in bundle.parts or p not in bundle.arch]
+    if missing:
+        raise BundleError(f"{folder} lacks the {' and '.join(missing)} part(s) of a MaskGIT model")
+    vqgan = _build(VQGAN(VQGANConfig.from_dict(bundle.arch[VQGAN_PART])), bundle.parts[VQGAN_PART], folder)
+    transformer = _build(
+        MaskGitTransformer(MaskGitConfig.from_dict(bundle.arch[TRANSFORMER_PART])),
+        bundle.parts[TRANSFORMER_PART],
+        folder,
+    )
+    if transformer.config.codebook_size != vqgan.config.n_embed:
+        raise BundleError(f"{folder}: transformer and VQGAN codebook sizes differ")
+    return vqgan.to(device), transformer.to(device), bundle.extra
+
+
+def save_vqgan(folder: str | Path, vqgan: VQGAN, extra: dict[str, Any] | None = None) -> Path:
+    """Write a tokenizer alone (stage 1 of training, or an imported taming checkpoint)."""
+    return save_bundle(
+        folder, VQGAN_ENGINE_ID, {VQGAN_PART: vqgan.config.to_dict()}, {VQGAN_PART: vqgan.state_dict()}, extra
+    )
+
+
+def load_vqgan(folder: str | Path, device: str | torch.device = "cpu") -> VQGAN:
+    """The VQGAN of a tokenizer bundle or of a complete MaskGIT bundle."""
+    bundle = load_bundle(folder)
+    if bundle.engine not in (ENGINE_ID, VQGAN_ENGINE_ID) or VQGAN_PART not in bundle.parts:
+        raise BundleError(f"{folder} holds no MaskGIT VQGAN (engine '{bundle.engine}')")
+    model = _build(VQGAN(VQGANConfig.from_dict(bundle.arch[VQGAN_PART])), bundle.parts[VQGAN_PART], folder)
+    return model.to(device)
+
+
+def _build(model: torch.nn.Module, state: dict[str, torch.Tensor], folder: str | Path) -> Any:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise BundleError(f"{folder}: weights do not fit the saved configuration ({err})") from None
+    return model.eval()
