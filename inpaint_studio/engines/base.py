@@ -87,7 +87,11 @@ Event = Progress | Preview | Variant | Result
 # ----------------------------------------------------------------------------------- request
 @dataclass(frozen=True)
 class Request:
-    """Everything one fill needs. ``variants`` > 1 asks engines that support it for N fills."""
+    """Everything one fill needs. ``variants`` > 1 asks engines that support it for N fills.
+
+    ``meta`` carries engine-specific inputs that are not settings (no schema, not shown as a
+    form), e.g. MaskGIT's token lock taken from an earlier run's ``Result.meta``.
+    """
 
     image: np.ndarray
     mask: np.ndarray
@@ -95,6 +99,7 @@ class Request:
     seed: int = 0
     variants: int = 1
     params: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise :class:`BadRequest` with a one-line reason for unusable input."""
