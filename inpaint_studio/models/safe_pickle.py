@@ -30,10 +30,17 @@ class Opaque:
 
     opaque_name = "?"
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:
+        # pickle's NEWOBJ calls __new__ without __init__: record the arguments here
+        obj = super().__new__(cls)
+        obj.args = args
+        obj.kwargs = kwargs
+        obj.state = None
+        return obj
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args = args
         self.kwargs = kwargs
-        self.state: Any = None
 
     def __setstate__(self, state: Any) -> None:
         self.state = state
