@@ -11,6 +11,8 @@ from .base import Availability, Engine, EngineInfo
 # id -> "module:Class". Add one line per engine; the module is imported on first use only.
 ENGINES: dict[str, str] = {
     "classical": "inpaint_studio.engines.classical:ClassicalEngine",
+    "inpnet": "inpaint_studio.engines.inpnet:InpNetEngine",
+    "maskgit": "inpaint_studio.engines.maskgit:MaskGitEngine",
 }
 
 DEFAULT_ENGINE = "classical"

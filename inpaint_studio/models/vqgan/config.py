@@ -7,7 +7,7 @@ so that a public ``model.yaml`` maps onto this class one to one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 GROUPS = 32  # GroupNorm groups used throughout the autoencoder
@@ -89,6 +89,12 @@ class VQGANConfig:
     def grid_size(self) -> int:
         """Token grid side at the configured ``resolution``."""
         return self.resolution // self.factor
+
+    def with_resolution(self, resolution: int) -> VQGANConfig:
+        """The same network labelled for another image size (attention stays at the same levels)."""
+        scale = resolution / self.resolution
+        attn = tuple(int(round(r * scale)) for r in self.attn_resolutions)
+        return replace(self, resolution=resolution, attn_resolutions=attn)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
