@@ -1,0 +1,1 @@
+"""Masked-autoencoder models: the original MAE and InP-Net."""

@@ -1,0 +1,1 @@
+"""Training code for inpaint-studio: one shared loop, per-model tasks, the train CLI."""

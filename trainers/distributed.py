@@ -1,0 +1,78 @@
+"""Multi-GPU / multi-node set-up from the torchrun environment (as nanoGPT does it).
+
+``torchrun --nproc_per_node N -m trainers.cli MODEL ...`` sets RANK, LOCAL_RANK and WORLD_SIZE;
+we then join the process group (NCCL on CUDA, gloo otherwise), pin each process to its GPU, and
+let only rank 0 log and save. Without those variables everything runs as a single process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """CUDA > MPS > CPU for 'auto'; an explicit device that is not there is an error."""
+    wanted = (preference or "auto").lower()
+    if wanted == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    kind = wanted.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("--device mps was asked for but MPS is not available; use --device cpu")
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps")
+    return torch.device(wanted)
+
+
+def setup(device_preference: str = "auto") -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(0, 1, 0, pick_device(device_preference))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_preference)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank, world, local_rank, device)
+
+
+def cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    if info.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()

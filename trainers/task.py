@@ -1,0 +1,151 @@
+"""What a model brings to the shared loop: a small "task".
+
+The loop (``trainers/loop.py``) owns data, devices, DDP, AMP, accumulation, EMA, checkpoints,
+logging and export. A task owns the model: it builds its modules and optimizers, says which
+training phases run when (a generator step, a discriminator step, a lazy regulariser every N
+steps, a discriminator that starts after a warm-up...), turns a batch of images into model
+inputs (masks included), computes the loss of a phase, and says how to inpaint for validation
+and what to export. Extra numbers a model wants watched (codebook perplexity, masked-token
+accuracy, ...) come back from :meth:`Task.loss` and :meth:`Task.validation_metrics` as plain
+dicts and are logged as they are.
+
+Rules for :meth:`Task.loss` (they keep DDP and gradient accumulation correct):
+  * use ``nets[name]``: modules trained in this phase arrive wrapped (DDP) with gradients on,
+    the others arrive bare with gradients off;
+  * call each trained net at most ONCE per call (concatenate real and fake batches for a
+    discriminator), and return one scalar loss for the micro-batch.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import metrics
+from .config import TrainConfig
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation phase: which optimizer steps, which modules it trains, how often.
+
+    ``interval`` > 1 makes a lazy phase (e.g. R1 every 16 steps); ``start`` delays it (e.g. a
+    discriminator warm-up); ``ema`` updates the EMA copies of its modules after the step.
+    """
+
+    name: str
+    optimizer: str
+    modules: tuple[str, ...]
+    interval: int = 1
+    start: int = 0
+    ema: bool = False
+
+    def __post_init__(self) -> None:
+        if self.interval < 1 or self.start < 0 or not self.modules:
+            raise ValueError(f"phase {self.name}: interval >= 1, start >= 0 and at least one module")
+
+    def active(self, step: int) -> bool:
+        return step >= self.start and step % self.interval == 0
+
+
+@dataclass
+class ExportSpec:
+    """What goes into the exported weights folder (see ``models/bundle.py``)."""
+
+    arch: dict[str, Any]
+    parts: dict[str, dict[str, torch.Tensor]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(abc.ABC):
+    name: ClassVar[str]  # the CLI's MODEL argument, e.g. "inpnet"
+    engine_id: ClassVar[str]  # the model-store folder / engine that runs the exported weights
+    description: ClassVar[str]
+    Options: ClassVar[type]  # frozen dataclass of the model's own options (fields with help metadata)
+    default_lr: ClassVar[float] = 1e-4
+    ema_modules: ClassVar[tuple[str, ...]] = ()  # modules that get EMA weights (exported when present)
+    ddp_find_unused: ClassVar[bool] = False  # set when a phase may leave parameters without gradients
+
+    def __init__(self, options: Any, config: TrainConfig) -> None:
+        self.options = options
+        self.config = config
+        self.device = torch.device("cpu")
+
+    # ---------------------------------------------------------------- building
+    @abc.abstractmethod
+    def build_modules(self) -> dict[str, nn.Module]:
+        """All networks, keyed by name (e.g. ``generator``, ``discriminator``), on the CPU."""
+
+    @abc.abstractmethod
+    def build_optimizers(
+        self, modules: Mapping[str, nn.Module], lr: float
+    ) -> dict[str, torch.optim.Optimizer]:
+        """Optimizers keyed by the names :class:`Phase` refers to; ``lr`` is the run's base rate."""
+
+    def phases(self) -> tuple[Phase, ...]:
+        """Default: one phase training everything with the ``main`` optimizer."""
+        return (Phase("main", "main", tuple(self._module_names), ema=True),)
+
+    def setup(self, modules: Mapping[str, nn.Module], device: torch.device) -> None:
+        """Called once the modules are on ``device`` (move helpers such as loss networks here)."""
+        self.device = device
+        self._module_names = list(modules)
+
+    # ---------------------------------------------------------------- per step
+    @abc.abstractmethod
+    def prepare_batch(self, images: torch.Tensor, step: int | None, rng: np.random.Generator) -> Batch:
+        """Images (N,3,H,W) in [-1,1] on the device -> every tensor the loss needs (masks drawn
+        from ``rng``). ``step`` is None for validation (no warm-up). Tensors must share dim 0."""
+
+    @abc.abstractmethod
+    def loss(
+        self, phase: str, nets: Mapping[str, nn.Module], batch: Batch, step: int
+    ) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+        """The scalar loss of ``phase`` on one micro-batch, and numbers to log."""
+
+    # ---------------------------------------------------------------- evaluation
+    def inpaint(self, nets: Mapping[str, nn.Module], batch: Batch) -> torch.Tensor:
+        """Filled images (N,3,H,W) in [-1,1] for ``batch`` (holes in ``batch['mask']``)."""
+        raise NotImplementedError(f"{self.name} does not inpaint; override validation_metrics")
+
+    @torch.no_grad()
+    def validation_metrics(self, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, torch.Tensor]:
+        """Per-image numbers (each a (N,) tensor), averaged by the loop. Default: hole PSNR / SSIM."""
+        out = self.inpaint(nets, batch)
+        pred, target, mask = (out + 1) / 2, (batch["image"] + 1) / 2, batch["mask"]
+        return {
+            "hole_psnr": metrics.hole_psnr(pred, target, mask),
+            "hole_ssim": metrics.hole_ssim(pred, target, mask),
+        }
+
+    @torch.no_grad()
+    def sample_images(self, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, torch.Tensor]:
+        """Columns of the sample grid, each (N,3,H,W) in [-1,1]: input, mask, output, target."""
+        image, mask = batch["image"], batch["mask"]
+        out = self.inpaint(nets, batch)
+        return {
+            "input": image * (1 - mask) + mask * 0.0,
+            "mask": mask.expand_as(image) * 2 - 1,
+            "output": out,
+            "target": image,
+        }
+
+    # ---------------------------------------------------------------- results
+    @abc.abstractmethod
+    def export(self, nets: Mapping[str, nn.Module]) -> ExportSpec:
+        """The weights (EMA where kept) and config that the engine will load."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able task state to checkpoint beside the weights (e.g. running averages)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`state_dict` returned (nothing by default)."""
