@@ -1,0 +1,524 @@
+"""The canvas: the document drawn from cached tiles, zoom and pan, and the active tool's input.
+
+Image coordinates map to the widget by ``widget = image * scale + offset``. Pixel changes in the
+document mark only the touched tiles dirty and repaint only their part of the widget; panning
+and zooming redraw cached tiles (nearest-neighbour while moving, smooth once still).
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+    QPixmap,
+    QResizeEvent,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QWidget
+
+from ..core.document import MASK, Document
+from ..core.geometry import Rect
+from .brush import BrushSettings
+from .display import OverlayPixels, mask_lut, render_layers, render_mask
+from .tiles import TileCache, level_for_scale
+from .tools import Tool, ToolEvent
+
+MIN_SCALE, MAX_SCALE = 0.01, 64.0
+SMOOTH_BELOW = 2.0  # scales under this are drawn with bilinear filtering (when not moving)
+
+
+class Canvas(QWidget):
+    view_changed = Signal()  # zoom or position changed
+    cursor_moved = Signal(object)  # (x, y) image pixel under the mouse, or None
+    status_message = Signal(str)
+
+    def __init__(self, brush: BrushSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+        self.setMinimumSize(200, 150)
+        self.brush = brush or BrushSettings()
+        self.brush.changed.connect(self.update_decoration)
+        self._doc: Document | None = None
+        self._scale = 1.0
+        self._offset = QPointF(0, 0)
+        self._fit_mode = True  # follow the widget size until the person zooms or pans
+        self._tool: Tool | None = None
+        self._composite: TileCache | None = None
+        self._before: TileCache | None = None
+        self._mask: TileCache | None = None
+        self._overlay: TileCache | None = None
+        self._overlay_label = ""
+        self._overlay_owner: object = None
+        self._compare = False
+        self._pan_from: QPointF | None = None
+        self._space = False
+        self._moving = False
+        self._still_timer = QTimer(self, singleShot=True, interval=150, timeout=self._become_still)
+        self._deco_rect: QRectF | None = None
+        self.background = QColor(60, 60, 60)
+        self._checker = _checker_brush()
+        self.empty_text = ""
+        self.paint_ms = 0.0  # last paint time, for the benchmark
+        self.last_paint_rect = QRect()  # what the last paint covered, for tests
+
+    # ------------------------------------------------------------------ document
+    @property
+    def document(self) -> Document | None:
+        return self._doc
+
+    def set_document(self, doc: Document | None) -> None:
+        if self._tool is not None:
+            self._tool.cancel(self)
+        if self._doc is not None:
+            self._doc.pixels_changed.disconnect(self._on_pixels)
+            self._doc.layers_changed.disconnect(self._on_layers)
+            self._doc.mask_style_changed.disconnect(self._on_mask_style)
+        self._doc = doc
+        self._overlay = None
+        self._before = None
+        self._compare = False
+        if doc is None:
+            self._composite = self._mask = None
+        else:
+            doc.pixels_changed.connect(self._on_pixels)
+            doc.layers_changed.connect(self._on_layers)
+            doc.mask_style_changed.connect(self._on_mask_style)
+            self._composite = TileCache(doc.width, doc.height, self._render_composite)
+            self._mask = TileCache(doc.width, doc.height, self._render_mask)
+            self._lut = mask_lut(doc.mask_style.color, doc.mask_style.opacity)
+            self._fit_mode = True
+            self.fit(limit_to_100=True)
+        self.update()
+
+    def _render_composite(self, rect: Rect, level: int):
+        assert self._doc is not None
+        return render_layers(self._doc.layers, rect, level)
+
+    def _render_before(self, rect: Rect, level: int):
+        assert self._doc is not None
+        return render_layers([ly for ly in self._doc.layers if ly.kind == "image"], rect, level)
+
+    def _render_mask(self, rect: Rect, level: int):
+        assert self._doc is not None
+        return render_mask(self._doc.mask, rect, level, self._lut)
+
+    def _on_pixels(self, target: str, rect: Rect) -> None:
+        doc = self._doc
+        if doc is None:
+            return
+        if target == MASK:
+            if self._mask is not None:
+                self._mask.invalidate(rect)
+            if not doc.mask_style.visible or self._compare or self._overlay is not None:
+                return
+        else:
+            if self._composite is not None:
+                self._composite.invalidate(rect)
+            if self._before is not None:
+                self._before.invalidate(rect)
+        self.update(self.widget_rect(rect).adjusted(-1, -1, 1, 1))
+
+    def _on_layers(self) -> None:
+        if self._composite is not None:
+            self._composite.invalidate(None)
+        if self._before is not None:
+            self._before.invalidate(None)
+        self.update()
+
+    def _on_mask_style(self) -> None:
+        if self._doc is None or self._mask is None:
+            return
+        style = self._doc.mask_style
+        self._lut = mask_lut(style.color, style.opacity)
+        self._mask.invalidate(None)
+        self.update()
+
+    # ------------------------------------------------------------------ overlays
+    def set_overlay(self, overlay: OverlayPixels | None, label: str = "", owner: object = None) -> None:
+        """Show an image over the document (a variant, a step), or none; ``owner`` is who set it."""
+        doc = self._doc
+        if overlay is None or doc is None:
+            self._overlay = None
+            self._overlay_label = ""
+            self._overlay_owner = None
+        else:
+            self._overlay = TileCache(doc.width, doc.height, overlay.render, budget_bytes=128 << 20)
+            self._overlay_label = label
+            self._overlay_owner = owner
+        self.update()
+
+    def clear_overlay(self, owner: object = None) -> None:
+        """Remove the overlay if ``owner`` set it (any overlay when ``owner`` is None)."""
+        if self._overlay is not None and (owner is None or owner is self._overlay_owner):
+            self.set_overlay(None)
+
+    @property
+    def overlay_owner(self) -> object:
+        return self._overlay_owner if self._overlay is not None else None
+
+    @property
+    def has_overlay(self) -> bool:
+        return self._overlay is not None
+
+    @property
+    def compare(self) -> bool:
+        return self._compare
+
+    def set_compare(self, on: bool) -> None:
+        """Show the picture as it was (image layers only), without fills, paint or mask."""
+        if self._doc is None:
+            on = False
+        if on and self._before is None and self._doc is not None:
+            self._before = TileCache(self._doc.width, self._doc.height, self._render_before)
+        self._compare = bool(on)
+        self.update()
+
+    # ------------------------------------------------------------------ tools
+    @property
+    def tool(self) -> Tool | None:
+        return self._tool
+
+    def set_tool(self, tool: Tool | None) -> None:
+        if tool is self._tool:
+            return
+        if self._tool is not None:
+            self._tool.cancel(self)
+            self.update_decoration()
+            self._tool.hover = None
+        self._tool = tool
+        self._update_cursor()
+        self.update_decoration()
+
+    @property
+    def busy(self) -> bool:
+        return self._tool is not None and self._tool.busy
+
+    def update_decoration(self) -> None:
+        """Repaint where the tool's decoration was and where it is now."""
+        old = self._deco_rect
+        new = self._tool.decoration_rect(self) if self._tool is not None else None
+        for r in (old, new):
+            if r is not None:
+                self.update(r.toAlignedRect().adjusted(-2, -2, 2, 2))
+        self._deco_rect = new
+
+    def _update_cursor(self) -> None:
+        if self._pan_from is not None:
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif self._space:
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+        elif self._tool is not None:
+            self.setCursor(self._tool.cursor)
+        else:
+            self.setCursor(Qt.CursorShape.ArrowCursor)
+
+    # ------------------------------------------------------------------ view
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    @property
+    def offset(self) -> QPointF:
+        return QPointF(self._offset)
+
+    def map_to_image(self, pos: QPointF) -> tuple[float, float]:
+        return (pos.x() - self._offset.x()) / self._scale, (pos.y() - self._offset.y()) / self._scale
+
+    def map_from_image(self, x: float, y: float) -> QPointF:
+        return QPointF(x * self._scale + self._offset.x(), y * self._scale + self._offset.y())
+
+    def widget_rect(self, rect: Rect) -> QRect:
+        """The widget pixels an image rectangle covers (rounded the way tiles are drawn)."""
+        s, ox, oy = self._scale, self._offset.x(), self._offset.y()
+        x0, y0 = math.floor(ox + rect.x * s), math.floor(oy + rect.y * s)
+        x1, y1 = math.ceil(ox + rect.right * s), math.ceil(oy + rect.bottom * s)
+        return QRect(x0, y0, x1 - x0, y1 - y0)
+
+    def _snap_rect(self, rect: Rect) -> QRect:
+        s, ox, oy = self._scale, self._offset.x(), self._offset.y()
+        x0, y0 = round(ox + rect.x * s), round(oy + rect.y * s)
+        x1, y1 = round(ox + rect.right * s), round(oy + rect.bottom * s)
+        return QRect(x0, y0, x1 - x0, y1 - y0)
+
+    def image_rect_in(self, widget_rect: QRect) -> Rect:
+        doc = self._doc
+        if doc is None:
+            return Rect(0, 0, 0, 0)
+        x0, y0 = self.map_to_image(QPointF(widget_rect.left(), widget_rect.top()))
+        x1, y1 = self.map_to_image(QPointF(widget_rect.right() + 1, widget_rect.bottom() + 1))
+        ix0, iy0 = math.floor(x0) - 1, math.floor(y0) - 1
+        return Rect(ix0, iy0, math.ceil(x1) + 1 - ix0, math.ceil(y1) + 1 - iy0).clipped(doc.shape)
+
+    def set_view(self, scale: float, offset: QPointF) -> None:
+        self._scale = float(min(MAX_SCALE, max(MIN_SCALE, scale)))
+        self._offset = QPointF(offset)
+        self._deco_rect = None
+        self.update()
+        self.view_changed.emit()
+
+    def fit(self, limit_to_100: bool = False) -> None:
+        """The whole picture in view (not magnified past 100 % when ``limit_to_100``)."""
+        doc = self._doc
+        if doc is None:
+            return
+        margin = 16
+        w, h = max(1, self.width() - 2 * margin), max(1, self.height() - 2 * margin)
+        scale = min(w / doc.width, h / doc.height)
+        if limit_to_100:
+            scale = min(scale, 1.0)
+        self._fit_mode = True
+        self._center_at(scale)
+
+    def zoom_100(self) -> None:
+        self._fit_mode = False
+        self.zoom_to(1.0, QPointF(self.width() / 2, self.height() / 2))
+
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        self.zoom_to(self._scale * factor, anchor)
+
+    def zoom_to(self, scale: float, anchor: QPointF | None = None) -> None:
+        """Zoom keeping the image point under ``anchor`` (the cursor) where it is."""
+        if anchor is None:
+            anchor = QPointF(self.width() / 2, self.height() / 2)
+        scale = float(min(MAX_SCALE, max(MIN_SCALE, scale)))
+        ix, iy = self.map_to_image(anchor)
+        self._fit_mode = False
+        self.set_view(scale, QPointF(anchor.x() - ix * scale, anchor.y() - iy * scale))
+        self._moved()
+
+    def pan_by(self, delta: QPointF) -> None:
+        self._fit_mode = False
+        self.set_view(self._scale, self._offset + delta)
+        self._moved()
+
+    def _center_at(self, scale: float) -> None:
+        doc = self._doc
+        if doc is None:
+            return
+        ox = (self.width() - doc.width * scale) / 2
+        oy = (self.height() - doc.height * scale) / 2
+        self.set_view(scale, QPointF(round(ox), round(oy)))
+
+    def _moved(self) -> None:
+        self._moving = True
+        self._still_timer.start()
+
+    def _become_still(self) -> None:
+        self._moving = False
+        self.update()
+
+    # ------------------------------------------------------------------ painting
+    def sizeHint(self) -> QSize:
+        return QSize(900, 650)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        from time import perf_counter
+
+        t0 = perf_counter()
+        painter = QPainter(self)
+        area = event.rect()
+        self.last_paint_rect = QRect(area)
+        painter.fillRect(area, self.background)
+        doc = self._doc
+        if doc is None or self._composite is None:
+            if self.empty_text:
+                painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+                painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
+            painter.end()
+            return
+        picture = self._snap_rect(Rect(0, 0, doc.width, doc.height))
+        visible = area.intersected(picture)
+        if not visible.isEmpty():
+            painter.save()
+            painter.setClipRect(visible)
+            painter.setBrushOrigin(picture.topLeft())
+            painter.fillRect(visible, self._checker)
+            smooth = self._scale < SMOOTH_BELOW and not self._moving
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+            level = level_for_scale(self._scale * self.devicePixelRatioF())
+            image_area = self.image_rect_in(visible)
+            for cache in self._layers_to_draw(doc):
+                self._draw_cache(painter, cache, level, image_area)
+            painter.restore()
+            painter.setPen(QPen(QColor(0, 0, 0, 110), 1))
+            painter.drawRect(picture.adjusted(-1, -1, 0, 0))
+        if self._compare or self._overlay_label:
+            self._draw_badge(painter, "Before" if self._compare else self._overlay_label)
+        if self._tool is not None and not self._space and self._pan_from is None:
+            self._tool.paint(self, painter)
+        painter.end()
+        self.paint_ms = (perf_counter() - t0) * 1000.0
+
+    def _layers_to_draw(self, doc: Document) -> list[TileCache]:
+        if self._compare and self._before is not None:
+            return [self._before]
+        out = [self._composite] if self._composite is not None else []
+        if self._overlay is not None:
+            out.append(self._overlay)
+        elif doc.mask_style.visible and self._mask is not None:
+            out.append(self._mask)
+        return out
+
+    def _draw_cache(self, painter: QPainter, cache: TileCache, level: int, image_area: Rect) -> None:
+        cache.begin_frame()
+        for tx, ty in cache.tiles_in(level, image_area):
+            image = cache.image(level, tx, ty)
+            if image is not None:
+                painter.drawImage(self._snap_rect(cache.tile_region(level, tx, ty)), image)
+
+    def _draw_badge(self, painter: QPainter, text: str) -> None:
+        painter.save()
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        fm = painter.fontMetrics()
+        r = QRect(12, 12, fm.horizontalAdvance(text) + 20, fm.height() + 10)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 160))
+        painter.drawRoundedRect(r, 6, 6)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        doc = self._doc
+        if doc is not None:
+            if self._fit_mode:
+                self.fit(limit_to_100=self._scale <= 1.0)
+            else:  # keep the centre of the view where it was
+                old, new = event.oldSize(), event.size()
+                if old.isValid():
+                    d = QPointF((new.width() - old.width()) / 2, (new.height() - old.height()) / 2)
+                    self.set_view(self._scale, self._offset + d)
+        super().resizeEvent(event)
+
+    # ------------------------------------------------------------------ input
+    def _tool_event(self, ev: QMouseEvent) -> ToolEvent:
+        pos = ev.position()
+        x, y = self.map_to_image(pos)
+        return ToolEvent(pos, x, y, ev.button(), ev.buttons(), ev.modifiers())
+
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        if ev.button() == Qt.MouseButton.MiddleButton or (
+            self._space and ev.button() == Qt.MouseButton.LeftButton
+        ):
+            self._pan_from = ev.position()
+            self._update_cursor()
+            self.update_decoration()
+            return
+        if self._tool is not None and self._doc is not None:
+            self._tool.press(self, self._tool_event(ev))
+            self.update_decoration()
+
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:
+        pos = ev.position()
+        if self._doc is not None:
+            x, y = self.map_to_image(pos)
+            inside = 0 <= x < self._doc.width and 0 <= y < self._doc.height
+            self.cursor_moved.emit((int(math.floor(x)), int(math.floor(y))) if inside else None)
+        if self._pan_from is not None:
+            self.pan_by(pos - self._pan_from)
+            self._pan_from = pos
+            return
+        if self._tool is not None:
+            self._tool.hover = pos
+            if self._doc is not None and ev.buttons() & Qt.MouseButton.LeftButton:
+                self._tool.move(self, self._tool_event(ev))
+            self.update_decoration()
+
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
+        if self._pan_from is not None and ev.button() in (
+            Qt.MouseButton.MiddleButton,
+            Qt.MouseButton.LeftButton,
+        ):
+            self._pan_from = None
+            self._update_cursor()
+            return
+        if self._tool is not None and self._doc is not None:
+            self._tool.release(self, self._tool_event(ev))
+            self.update_decoration()
+
+    def mouseDoubleClickEvent(self, ev: QMouseEvent) -> None:
+        if self._tool is not None and self._doc is not None and ev.button() == Qt.MouseButton.LeftButton:
+            self._tool.double_click(self, self._tool_event(ev))
+            self.update_decoration()
+            return
+        super().mouseDoubleClickEvent(ev)
+
+    def leaveEvent(self, event) -> None:
+        if self._tool is not None:
+            self._tool.hover = None
+            self.update_decoration()
+        self.cursor_moved.emit(None)
+        super().leaveEvent(event)
+
+    def wheelEvent(self, ev: QWheelEvent) -> None:
+        if self._doc is None:
+            return
+        pixel = ev.pixelDelta()
+        ctrl = bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        if not pixel.isNull() and not ctrl:  # a touchpad scroll pans
+            self.pan_by(QPointF(pixel))
+            return
+        steps = ev.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(2.0 ** (steps / 3.0), ev.position())
+
+    def event(self, ev) -> bool:
+        from PySide6.QtCore import QEvent
+
+        if (
+            ev.type() == QEvent.Type.ShortcutOverride
+            and self._tool is not None
+            and self._tool.wants_key(ev.key())
+        ):
+            ev.accept()  # the tool's Esc / Enter / Backspace, not the window's shortcuts
+            return True
+        return super().event(ev)
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:
+        if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
+            self._space = True
+            self._update_cursor()
+            self.update_decoration()
+            return
+        if self._tool is not None and self._tool.key(self, ev.key()):
+            self.update_decoration()
+            return
+        super().keyPressEvent(ev)
+
+    def keyReleaseEvent(self, ev: QKeyEvent) -> None:
+        if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
+            self._space = False
+            self._update_cursor()
+            self.update_decoration()
+            return
+        super().keyReleaseEvent(ev)
+
+    def focusOutEvent(self, event) -> None:
+        self._space = False
+        self._update_cursor()
+        super().focusOutEvent(event)
+
+
+def _checker_brush(cell: int = 8) -> QBrush:
+    pm = QPixmap(2 * cell, 2 * cell)
+    pm.fill(QColor(204, 204, 204))
+    p = QPainter(pm)
+    p.fillRect(0, 0, cell, cell, QColor(153, 153, 153))
+    p.fillRect(cell, cell, cell, cell, QColor(153, 153, 153))
+    p.end()
+    return QBrush(pm)

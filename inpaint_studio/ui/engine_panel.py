@@ -1,0 +1,362 @@
+"""The engine dock: pick an engine, set it up, and Fill.
+
+Engines that cannot run are still listed, greyed, with the reason as a tooltip; choosing one
+shows the reason and the ways to fix it (point at a weights folder, import an official
+checkpoint, or read how to train one). The settings form comes from the engine's parameter
+schema; values are remembered per engine.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import paths
+from . import theme
+from .catalog import CatalogEntry, EngineCatalog
+from .param_form import ParamForm
+from .runner import run_in_thread
+from .settings import AppSettings
+
+ID_ROLE = Qt.ItemDataRole.UserRole + 1
+MAX_SEED = 2**31 - 1
+DEVICES = (("Automatic", ""), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple MPS", "mps"))
+
+
+class EnginePanel(QWidget):
+    engine_changed = Signal(str)
+    availability_changed = Signal(bool)  # whether the chosen engine can run
+
+    def __init__(
+        self,
+        catalog: EngineCatalog,
+        settings: AppSettings,
+        fill_action: QAction,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.catalog = catalog
+        self.settings = settings
+        self.fill_action = fill_action
+        self._entries: dict[str, CatalogEntry] = {}
+        self._engine_id = ""
+
+        self.combo = QComboBox(self)
+        self.combo.setModel(QStandardItemModel(self.combo))
+        self.combo.currentIndexChanged.connect(self._on_combo)
+        self.refresh_button = QToolButton(self)
+        self.refresh_button.setIcon(theme.icon("mdi6.refresh"))
+        self.refresh_button.setToolTip("Look for engines and weights again")
+        self.refresh_button.setAutoRaise(True)
+        self.refresh_button.clicked.connect(lambda: self.refresh(keep=True))
+        top = QHBoxLayout()
+        top.addWidget(self.combo, 1)
+        top.addWidget(self.refresh_button)
+
+        self.description = QLabel(self)
+        self.description.setWordWrap(True)
+        self.description.setEnabled(False)
+
+        # what is wrong, and how to fix it
+        self.fix_box = QFrame(self)
+        self.fix_box.setFrameShape(QFrame.Shape.StyledPanel)
+        self.reason = QLabel(self.fix_box)
+        self.reason.setWordWrap(True)
+        self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.weights_button = QPushButton(theme.icon("mdi6.folder-search-outline"), "Use weights folder…")
+        self.weights_button.clicked.connect(self.choose_weights_folder)
+        self.import_button = QPushButton(theme.icon("mdi6.file-import-outline"), "Import checkpoint…")
+        self.import_button.clicked.connect(self.import_checkpoint)
+        self.train_button = QPushButton(theme.icon("mdi6.school-outline"), "How to train…")
+        self.train_button.clicked.connect(self.show_training)
+        fix = QVBoxLayout(self.fix_box)
+        fix.addWidget(self.reason)
+        fix_buttons = QHBoxLayout()
+        for b in (self.weights_button, self.import_button, self.train_button):
+            fix_buttons.addWidget(b)
+        fix_buttons.addStretch(1)
+        fix.addLayout(fix_buttons)
+        self.weights_label = QLabel(self)
+        self.weights_label.setWordWrap(True)
+        self.weights_label.setEnabled(False)
+
+        self.form = ParamForm(self)
+        self.form.changed.connect(self._save_params)
+        self.reset_button = QPushButton("Defaults", self)
+        self.reset_button.setToolTip("Put this engine's settings back to their defaults")
+        self.reset_button.clicked.connect(self.form.reset)
+        settings_box = QGroupBox("Settings", self)
+        sb = QVBoxLayout(settings_box)
+        sb.addWidget(self.form)
+        sb.addWidget(self.reset_button, 0, Qt.AlignmentFlag.AlignRight)
+
+        # seed, variants, device
+        self.seed = QSpinBox(self)
+        self.seed.setRange(0, MAX_SEED)
+        self.seed.setValue(settings.get("engine/seed", 1234))
+        self.seed.setToolTip("The same seed, settings and mask give the same fill")
+        self.dice = QToolButton(self)
+        self.dice.setIcon(theme.icon("mdi6.dice-5"))
+        self.dice.setToolTip("A new random seed")
+        self.dice.setAutoRaise(True)
+        self.dice.clicked.connect(self.roll_seed)
+        self.new_seed = QCheckBox("new each fill", self)
+        self.new_seed.setChecked(settings.get("engine/new_seed", True))
+        self.new_seed.setToolTip("Roll a new seed before every fill (the seed used is kept in the layer)")
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.dice)
+        seed_row.addWidget(self.new_seed)
+        self.variants = QSpinBox(self)
+        self.variants.setRange(1, 32)
+        self.variants.setValue(settings.get("engine/variants", 4))
+        self.variants.setToolTip("How many alternative fills to make; browse them in the Variants panel")
+        self.device = QComboBox(self)
+        for title, dev in DEVICES:
+            self.device.addItem(title, dev)
+        self.device.setCurrentIndex(max(0, self.device.findData(settings.get("engine/device", ""))))
+        self.device.currentIndexChanged.connect(self._on_device)
+        self._on_device()
+        general = QFormLayout()
+        general.addRow("Seed", seed_row)
+        general.addRow("Variants", self.variants)
+        general.addRow("Device", self.device)
+
+        self.prompt = QPlainTextEdit(self)
+        self.prompt.setPlaceholderText("Describe what should appear in the hole")
+        self.prompt.setMaximumHeight(70)
+        self.prompt_label = QLabel("Prompt", self)
+
+        self.fill_button = QToolButton(self)
+        self.fill_button.setDefaultAction(fill_action)
+        self.fill_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.fill_button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.fill_button.setMinimumHeight(34)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.description)
+        layout.addWidget(self.fix_box)
+        layout.addWidget(self.weights_label)
+        layout.addWidget(self.prompt_label)
+        layout.addWidget(self.prompt)
+        layout.addWidget(settings_box)
+        layout.addLayout(general)
+        layout.addStretch(1)
+        layout.addWidget(self.fill_button)
+
+        self.catalog.weights.update(settings.get_json("engine/weights", {}) or {})
+        self.refresh(select=settings.get("engine/id", ""))
+
+    # ------------------------------------------------------------------ engines
+    @property
+    def engine_id(self) -> str:
+        return self._engine_id
+
+    @property
+    def entry(self) -> CatalogEntry | None:
+        return self._entries.get(self._engine_id)
+
+    def refresh(self, select: str | None = None, keep: bool = False) -> None:
+        """Re-read the engine list and every engine's availability."""
+        from ..engines.registry import DEFAULT_ENGINE
+
+        want = self._engine_id if keep else (select or self._engine_id or DEFAULT_ENGINE)
+        entries = self.catalog.entries()
+        self._entries = {e.id: e for e in entries}
+        model: QStandardItemModel = self.combo.model()
+        self.combo.blockSignals(True)
+        model.clear()
+        disabled = self.palette().color(self.palette().ColorGroup.Disabled, self.palette().ColorRole.Text)
+        for e in entries:
+            title = e.title if e.availability.ok else f"{e.title} — unavailable"
+            item = QStandardItem(title)
+            item.setData(e.id, ID_ROLE)
+            if e.availability.ok:
+                item.setToolTip(e.info.description if e.info else "")
+            else:
+                item.setForeground(disabled)
+                item.setToolTip(e.availability.reason)
+            model.appendRow(item)
+        ids = [e.id for e in entries]
+        if want not in ids:
+            from ..engines.registry import DEFAULT_ENGINE as default
+
+            want = default if default in ids else (ids[0] if ids else "")
+        self.combo.setCurrentIndex(ids.index(want) if want in ids else -1)
+        self.combo.blockSignals(False)
+        self._show(want)
+
+    def select(self, engine_id: str) -> None:
+        for i in range(self.combo.count()):
+            if self.combo.itemData(i, ID_ROLE) == engine_id:
+                self.combo.setCurrentIndex(i)
+                return
+        raise KeyError(engine_id)
+
+    def _on_combo(self, index: int) -> None:
+        engine_id = self.combo.itemData(index, ID_ROLE) if index >= 0 else ""
+        self._show(engine_id or "")
+
+    def _show(self, engine_id: str) -> None:
+        self._engine_id = engine_id
+        entry = self._entries.get(engine_id)
+        info = entry.info if entry else None
+        ok = bool(entry and entry.availability.ok)
+        self.description.setText(info.description if info else "")
+        self.fix_box.setVisible(entry is not None and not ok)
+        if entry is not None and not ok:
+            self.reason.setText(f"<b>{entry.title} cannot run.</b><br>{_html(entry.availability.reason)}")
+            needs = bool(info and info.needs_weights)
+            self.weights_button.setVisible(needs)
+            self.import_button.setVisible(needs and entry.engine_class is not None)
+            self.train_button.setVisible(bool(info and info.training_hint) or needs)
+        chosen = self.catalog.weights.get(engine_id)
+        self.weights_label.setVisible(bool(chosen))
+        self.weights_label.setText(f"Weights: {chosen}" if chosen else "")
+        self.form.set_schema(
+            info.params if info else (), self.settings.get_json(f"engine/params/{engine_id}", {})
+        )
+        self.form.setEnabled(info is not None)
+        takes_prompt = bool(info and info.takes_prompt)
+        self.prompt.setEnabled(takes_prompt)
+        self.prompt_label.setEnabled(takes_prompt)
+        self.prompt.setPlaceholderText(
+            "Describe what should appear in the hole"
+            if takes_prompt
+            else "This engine does not take a prompt"
+        )
+        self.variants.setEnabled(bool(info and info.yields_variants))
+        self.fill_action.setEnabled(ok)
+        self.fill_action.setToolTip(
+            "Fill the masked area (Ctrl+Return)" if ok else (entry.availability.reason if entry else "")
+        )
+        if engine_id:
+            self.settings.set("engine/id", engine_id)
+        self.engine_changed.emit(engine_id)
+        self.availability_changed.emit(ok)
+
+    # ------------------------------------------------------------------ values
+    def roll_seed(self) -> int:
+        self.seed.setValue(random.randint(0, MAX_SEED))
+        return self.seed.value()
+
+    def request_values(self) -> dict[str, Any]:
+        """Everything FillController.fill needs (rolls the seed first when asked to)."""
+        if self.new_seed.isChecked():
+            self.roll_seed()
+        self.settings.set("engine/seed", self.seed.value())
+        self.settings.set("engine/new_seed", self.new_seed.isChecked())
+        self.settings.set("engine/variants", self.variants.value())
+        return {
+            "engine_id": self._engine_id,
+            "prompt": self.prompt.toPlainText().strip() if self.prompt.isEnabled() else "",
+            "seed": self.seed.value(),
+            "variants": self.variants.value() if self.variants.isEnabled() else 1,
+            "params": self.form.values(),
+        }
+
+    def _save_params(self) -> None:
+        if self._engine_id:
+            self.settings.set_json(f"engine/params/{self._engine_id}", self.form.values())
+
+    def _on_device(self) -> None:
+        dev = self.device.currentData() or None
+        if dev != self.catalog.device:
+            self.catalog.device = dev
+            self.catalog.forget()
+        self.settings.set("engine/device", dev or "")
+
+    # ------------------------------------------------------------------ fixing
+    def set_weights_folder(self, engine_id: str, folder: str | None) -> None:
+        self.catalog.set_weights(engine_id, folder)
+        self.settings.set_json("engine/weights", dict(self.catalog.weights))
+        self.refresh(keep=True)
+
+    def choose_weights_folder(self) -> None:
+        engine_id = self._engine_id
+        start = str(paths.engine_models_dir(engine_id))
+        dialog = QFileDialog(
+            self, f"Weights folder for {self.entry.title if self.entry else engine_id}", start
+        )
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.fileSelected.connect(lambda folder: self.set_weights_folder(engine_id, folder))
+        dialog.open()
+
+    def import_checkpoint(self) -> None:
+        entry = self.entry
+        if entry is None or entry.engine_class is None:
+            return
+        dialog = QFileDialog(self, f"Import a {entry.title} checkpoint", str(Path.home()))
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setNameFilter("Checkpoints (*.pkl *.pth *.pt *.ckpt *.safetensors);;All files (*)")
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.fileSelected.connect(lambda f: self.run_import(entry, Path(f)))
+        dialog.open()
+
+    def run_import(self, entry: CatalogEntry, source: Path) -> None:
+        """Convert ``source`` into the model store on a background thread."""
+        assert entry.engine_class is not None
+        dest = paths.engine_models_dir(entry.id) / source.stem
+        self.import_button.setEnabled(False)
+        self.reason.setText(f"Importing {source.name}…")
+        cls = entry.engine_class
+
+        def done(result, error) -> None:
+            self.import_button.setEnabled(True)
+            if error is not None:
+                self.refresh(keep=True)
+                self.reason.setText(f"<b>Import failed.</b><br>{_html(str(error))}")
+                return
+            self.set_weights_folder(entry.id, None)  # the store's newest bundle is used
+            self.refresh(keep=True)
+
+        self._import_thread = run_in_thread(lambda: cls.import_weights(source, dest), done)
+
+    def show_training(self) -> None:
+        entry = self.entry
+        if entry is None:
+            return
+        hint = entry.info.training_hint if entry.info and entry.info.training_hint else ""
+        text = (
+            f"<p>{_html(entry.availability.reason)}</p>"
+            + (f"<p>{_html(hint)}</p>" if hint else "")
+            + f"<p>Trained or imported weights go to <code>{_html(str(paths.engine_models_dir(entry.id)))}</code>,"
+            " where the app finds them; press the refresh button after training.</p>"
+        )
+        box = QMessageBox(QMessageBox.Icon.Information, f"Getting {entry.title} to run", text, parent=self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+
+def _html(text: str) -> str:
+    import html
+
+    return html.escape(text).replace("`", "")

@@ -1,0 +1,83 @@
+"""Opening and saving: which file becomes which document, and the dialogs' file filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.document import MASK, Document
+from ..core.imageio import OPEN_SUFFIXES, read_image, save_image
+from ..core.project import SUFFIX as PROJECT_SUFFIX
+from ..core.project import load_project, save_project
+
+OPEN_FILTER = (
+    "Pictures and projects (*.isproj "
+    + " ".join(f"*{s}" for s in OPEN_SUFFIXES)
+    + ");;inpaint-studio projects (*.isproj);;All files (*)"
+)
+PROJECT_FILTER = "inpaint-studio project (*.isproj)"
+EXPORT_FILTERS = {
+    "PNG image (*.png)": ".png",
+    "JPEG image (*.jpg *.jpeg)": ".jpg",
+    "WebP image (*.webp)": ".webp",
+}
+
+
+@dataclass
+class Opened:
+    document: Document
+    project: Path | None  # where Save writes without asking
+    source: Path | None  # the picture it came from, if not a project
+
+    @property
+    def title(self) -> str:
+        path = self.project or self.source
+        return path.name if path else "Untitled"
+
+
+def can_open(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in (PROJECT_SUFFIX, *OPEN_SUFFIXES)
+
+
+def open_document(path: str | Path) -> Opened:
+    """A project, or a picture as a new one-layer document. Raises ImageError / ProjectError."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() == PROJECT_SUFFIX:
+        doc = load_project(path)
+        return Opened(doc, path, None)
+    loaded = read_image(path)
+    doc = Document.from_image(loaded.rgb, loaded.alpha, name=path.stem or "Background")
+    doc.meta["source"] = str(path)
+    return Opened(doc, None, path)
+
+
+def save_document(doc: Document, path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() != PROJECT_SUFFIX:
+        path = path.with_name(path.name + PROJECT_SUFFIX)
+    save_project(doc, path)
+    doc.history.mark_clean()
+    return path
+
+
+def with_suffix_for_filter(path: str, chosen_filter: str) -> Path:
+    """Add the extension of the chosen filter when the person typed a bare name."""
+    p = Path(path)
+    if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
+        return p
+    return p.with_name(p.name + EXPORT_FILTERS.get(chosen_filter, ".png"))
+
+
+def export_pixels(doc: Document, target: str | None) -> np.ndarray:
+    """What an export writes: the composite (None), one layer's RGBA, or the mask."""
+    if target is None:
+        return doc.composite_rgba()
+    if target == MASK:
+        return doc.mask
+    return doc.layer(target).pixels
+
+
+def export(doc: Document, path: str | Path, target: str | None = None) -> Path:
+    return save_image(path, export_pixels(doc, target))

@@ -1,0 +1,200 @@
+"""A settings form generated from an engine's parameter schema (the same schema the CLI's
+``--set NAME=VALUE`` flags come from): numbers with bounds get a slider and a spin box,
+choices a combo box, flags a check box, text a line edit. Help texts become tooltips."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
+
+from ..engines.params import Param
+
+SLIDER_STEPS = 1000
+
+
+class _Field:
+    """One parameter's editor: ``widget`` goes in the form; get/set speak the param's type."""
+
+    def __init__(self, param: Param, on_change) -> None:
+        self.param = param
+        self._on_change = on_change
+        self.widget = self._build()
+        self.widget.setToolTip(param.help)
+
+    def _build(self) -> QWidget:
+        p = self.param
+        if p.kind == "bool":
+            self.editor = QCheckBox()
+            self.editor.toggled.connect(self._on_change)
+            return self.editor
+        if p.kind == "choice":
+            self.editor = QComboBox()
+            self.editor.addItems(list(p.choices))
+            self.editor.currentIndexChanged.connect(self._on_change)
+            return self.editor
+        if p.kind == "str":
+            self.editor = QLineEdit()
+            self.editor.textChanged.connect(self._on_change)
+            return self.editor
+        if p.kind == "int":
+            self.editor = QSpinBox()
+            self.editor.setRange(
+                int(p.minimum) if p.minimum is not None else -(2**31) + 1,
+                int(p.maximum) if p.maximum is not None else 2**31 - 1,
+            )
+            if p.step:
+                self.editor.setSingleStep(max(1, int(p.step)))
+        else:
+            self.editor = QDoubleSpinBox()
+            step = p.step or _nice_step(p)
+            self.editor.setDecimals(max(0, min(6, -math.floor(math.log10(step)) + (0 if step >= 1 else 0))))
+            self.editor.setSingleStep(step)
+            self.editor.setRange(
+                p.minimum if p.minimum is not None else -1e9, p.maximum if p.maximum is not None else 1e9
+            )
+        self.editor.setKeyboardTracking(False)
+        self.editor.valueChanged.connect(self._spin_changed)
+        self.slider: QSlider | None = None
+        if p.minimum is None or p.maximum is None or p.maximum <= p.minimum:
+            return self.editor
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setToolTip(p.help)
+        if p.kind == "int":
+            self.slider.setRange(int(p.minimum), int(p.maximum))
+        else:
+            self.slider.setRange(0, SLIDER_STEPS)
+        self.slider.valueChanged.connect(self._slider_changed)
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.editor)
+        self.editor.setMinimumWidth(70)
+        return box
+
+    def _slider_changed(self, v: int) -> None:
+        p = self.param
+        value = v if p.kind == "int" else p.minimum + (p.maximum - p.minimum) * v / SLIDER_STEPS
+        self.editor.blockSignals(True)
+        self.editor.setValue(value)
+        self.editor.blockSignals(False)
+        self._on_change()
+
+    def _spin_changed(self, value) -> None:
+        self._sync_slider(value)
+        self._on_change()
+
+    def _sync_slider(self, value) -> None:
+        s = getattr(self, "slider", None)
+        if s is None:
+            return
+        p = self.param
+        pos = (
+            int(value)
+            if p.kind == "int"
+            else round((value - p.minimum) / (p.maximum - p.minimum) * SLIDER_STEPS)
+        )
+        s.blockSignals(True)
+        s.setValue(pos)
+        s.blockSignals(False)
+
+    def get(self) -> Any:
+        p = self.param
+        if p.kind == "bool":
+            return self.editor.isChecked()
+        if p.kind == "choice":
+            return self.editor.currentText()
+        if p.kind == "str":
+            return self.editor.text()
+        return int(self.editor.value()) if p.kind == "int" else float(self.editor.value())
+
+    def set(self, value: Any) -> None:
+        p = self.param
+        try:
+            value = p.coerce(value)
+        except ValueError:
+            value = p.default
+        self.editor.blockSignals(True)
+        try:
+            if p.kind == "bool":
+                self.editor.setChecked(bool(value))
+            elif p.kind == "choice":
+                self.editor.setCurrentIndex(max(0, list(p.choices).index(value)))
+            elif p.kind == "str":
+                self.editor.setText(str(value))
+            else:
+                self.editor.setValue(value)
+                self._sync_slider(value)
+        finally:
+            self.editor.blockSignals(False)
+
+
+def _nice_step(p: Param) -> float:
+    if p.minimum is not None and p.maximum is not None and p.maximum > p.minimum:
+        span = p.maximum - p.minimum
+        return 10 ** math.floor(math.log10(span / 100)) if span > 0 else 0.01
+    return 0.01
+
+
+class ParamForm(QWidget):
+    """``values()`` gives a dict that ``Engine.resolve`` accepts; ``changed`` on every edit."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QFormLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self._fields: dict[str, _Field] = {}
+        self._empty = QLabel("This engine has no settings.")
+        self._empty.setEnabled(False)
+
+    def set_schema(self, params: Sequence[Param], values: Mapping[str, Any] | None = None) -> None:
+        while self._layout.rowCount():
+            self._layout.removeRow(0)
+        self._fields.clear()
+        for p in params:
+            field = _Field(p, self.changed.emit)
+            field.set(p.default)
+            label = QLabel(p.title)
+            label.setToolTip(p.help)
+            self._layout.addRow(label, field.widget)
+            self._fields[p.name] = field
+        if not params:
+            self._empty = QLabel("This engine has no settings.")
+            self._empty.setEnabled(False)
+            self._layout.addRow(self._empty)
+        if values:
+            self.set_values(values)
+
+    def values(self) -> dict[str, Any]:
+        return {name: f.get() for name, f in self._fields.items()}
+
+    def set_values(self, values: Mapping[str, Any]) -> None:
+        for name, value in values.items():
+            if name in self._fields:
+                self._fields[name].set(value)
+
+    def reset(self) -> None:
+        for f in self._fields.values():
+            f.set(f.param.default)
+        self.changed.emit()
+
+    def editor(self, name: str) -> QWidget:
+        return self._fields[name].editor
