@@ -1,0 +1,19 @@
+"""MAT (Mask-Aware Transformer, Li et al. CVPR 2022) in plain PyTorch, official key names."""
+
+from .config import DiscriminatorConfig, MatConfig
+from .generator import Encoding, FillOutput, MatGenerator, SynthesisNetwork
+from .randomness import KeepMaps, SampleStreams, draw_keep_maps, seeded_generator, variant_seed
+
+__all__ = [
+    "DiscriminatorConfig",
+    "Encoding",
+    "FillOutput",
+    "KeepMaps",
+    "MatConfig",
+    "MatGenerator",
+    "SampleStreams",
+    "SynthesisNetwork",
+    "draw_keep_maps",
+    "seeded_generator",
+    "variant_seed",
+]

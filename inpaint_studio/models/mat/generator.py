@@ -1,0 +1,163 @@
+"""The MAT generator (Li et al., CVPR 2022): mapping network + two-stage synthesis network.
+
+Inputs follow the official convention: image in [-1, 1], mask 1 = known pixel, 0 = hole. The
+output is composited (known pixels are the input, exactly) and not clamped.
+
+For many fills of one image, call :meth:`SynthesisNetwork.encode` once and
+:meth:`SynthesisNetwork.fill` per batch of latents; :meth:`MatGenerator.forward` does both for the
+common single-call case and matches the official ``Generator.forward``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import MatConfig
+from .first_stage import FirstStage, Stage1Encoding
+from .layers import NOISE_MODES, FullyConnectedLayer, MappingNetwork, NoiseFn
+from .randomness import KeepMaps, draw_keep_maps
+from .second_stage import BOTTLENECK, Decoder, Encoder, ToStyle
+
+
+@dataclass
+class Encoding:
+    """The latent-independent part of a fill: the inputs and the first stage's encoder output."""
+
+    image: torch.Tensor
+    mask: torch.Tensor
+    stage1: Stage1Encoding
+
+
+@dataclass
+class FillOutput:
+    image: torch.Tensor  # composited final fill
+    stage1: torch.Tensor  # composited coarse fill of the first stage
+
+
+class SynthesisNetwork(nn.Module):
+    def __init__(self, config: MatConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.first_stage = FirstStage(config)
+        self.enc = Encoder(config)
+        self.to_square = FullyConnectedLayer(config.w_dim, BOTTLENECK * BOTTLENECK, activation="lrelu")
+        gs_dim = config.channels(4) * 2
+        self.to_style = ToStyle(config.channels(BOTTLENECK), gs_dim)
+        self.dec = Decoder(config, config.w_dim + gs_dim)
+
+    # ------------------------------------------------------------------------------ randomness
+    def keep_map_shapes(self, batch: int, height: int, width: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Shapes of the two keep maps for an input of ``height`` x ``width``."""
+        factor = self.config.img_resolution // BOTTLENECK  # both bottlenecks sit at 1/32 for the 512 build
+        self._check_size(height, width)
+        h, w = height // factor, width // factor
+        return (batch, h * w, self.config.stage1_dim), (batch, self.config.channels(BOTTLENECK), h, w)
+
+    def _check_size(self, height: int, width: int) -> None:
+        res = self.config.img_resolution
+        if height % res or width % res:
+            raise ValueError(f"MAT input sides must be multiples of {res}, got {width}x{height}")
+
+    # ------------------------------------------------------------------------------ forward
+    def encode(self, image: torch.Tensor, mask: torch.Tensor) -> Encoding:
+        """Run everything that does not depend on the latent (once per image)."""
+        self._check_size(image.shape[2], image.shape[3])
+        dtype = self.first_stage.conv_first.conv.weight.dtype
+        image, mask = image.to(dtype), mask.to(dtype)
+        return Encoding(image, mask, self.first_stage.encode(image, mask))
+
+    def fill(
+        self,
+        enc: Encoding,
+        ws: torch.Tensor,
+        keep_maps: KeepMaps,
+        noise_mode: str = "random",
+        noise_fn: NoiseFn | None = None,
+        trace: dict[str, torch.Tensor] | None = None,
+    ) -> FillOutput:
+        """Fill the encoded image once per row of ``ws`` (B, num_ws, w_dim)."""
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}")
+        image, mask = enc.image, enc.mask
+        ws = ws.to(image.dtype)
+        keep_maps = keep_maps.to(image.device)
+        known = image * mask
+        rgb1 = self.first_stage.decode(enc.stage1, ws, keep_maps.stage1, trace)
+        stage1 = rgb1 * (1 - mask) + known
+        feats = self.enc(
+            torch.cat([(mask - 0.5).expand(len(ws), -1, -1, -1), stage1, known.expand_as(stage1)], 1)
+        )
+        rgb2 = self._decode(feats, ws, keep_maps.stage2, noise_mode, noise_fn, trace)
+        return FillOutput(rgb2 * (1 - mask) + known, stage1)
+
+    def _decode(
+        self,
+        feats: dict[int, torch.Tensor],
+        ws: torch.Tensor,
+        keep_map: torch.Tensor,
+        noise_mode: str,
+        noise_fn: NoiseFn | None,
+        trace: dict[str, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        first = BOTTLENECK.bit_length() - 1
+        fea16 = feats[first]
+        square = self.to_square(ws[:, 0]).view(-1, 1, BOTTLENECK, BOTTLENECK)
+        if square.shape[-2:] != fea16.shape[-2:]:
+            square = F.interpolate(square, size=fea16.shape[-2:], mode="bilinear", align_corners=False)
+        keep_map = keep_map.to(fea16.dtype)
+        mixed = fea16 * keep_map + square * (1 - keep_map)
+        gs = self.to_style(mixed)
+        if trace is not None:
+            trace.update(stg2_enc_fea16_premix=fea16, stg2_gs=gs)
+        feats = {**feats, first: mixed}
+        return self.dec(mixed, ws, gs, feats, noise_mode, noise_fn)
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        ws: torch.Tensor,
+        noise_mode: str = "random",
+        keep_maps: KeepMaps | None = None,
+        noise_fn: NoiseFn | None = None,
+        trace: dict[str, torch.Tensor] | None = None,
+    ) -> FillOutput:
+        enc = self.encode(image, mask)
+        if keep_maps is None:  # like the official code: fresh maps from the global RNG
+            keep_maps = draw_keep_maps(self.keep_map_shapes(len(ws), image.shape[2], image.shape[3]))
+        return self.fill(enc, ws, keep_maps, noise_mode, noise_fn, trace)
+
+
+class MatGenerator(nn.Module):
+    """Mapping network + synthesis network; state dict keys match the official ``Generator``."""
+
+    def __init__(self, config: MatConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or MatConfig()
+        self.synthesis = SynthesisNetwork(self.config)
+        self.mapping = MappingNetwork(
+            self.config.z_dim,
+            self.config.w_dim,
+            self.config.num_ws,
+            num_layers=self.config.mapping_layers,
+            lr_multiplier=self.config.mapping_lr_multiplier,
+            w_avg_beta=self.config.w_avg_beta,
+        )
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        z: torch.Tensor,
+        truncation_psi: float = 1.0,
+        noise_mode: str = "random",
+        keep_maps: KeepMaps | None = None,
+        noise_fn: NoiseFn | None = None,
+        trace: dict[str, torch.Tensor] | None = None,
+    ) -> FillOutput:
+        ws = self.mapping(z, truncation_psi=truncation_psi)
+        return self.synthesis(image, mask, ws, noise_mode, keep_maps, noise_fn, trace)
