@@ -294,7 +294,10 @@ class Canvas(QWidget):
         scale = float(min(MAX_SCALE, max(MIN_SCALE, scale)))
         ix, iy = self.map_to_image(anchor)
         self._fit_mode = False
-        self.set_view(scale, QPointF(anchor.x() - ix * scale, anchor.y() - iy * scale))
+        offset = QPointF(anchor.x() - ix * scale, anchor.y() - iy * scale)
+        if scale >= 1.0 and scale.is_integer():  # whole pixels land on whole screen pixels: crisp
+            offset = QPointF(round(offset.x()), round(offset.y()))
+        self.set_view(scale, offset)
         self._moved()
 
     def pan_by(self, delta: QPointF) -> None:
@@ -344,7 +347,7 @@ class Canvas(QWidget):
             painter.setClipRect(visible)
             painter.setBrushOrigin(picture.topLeft())
             painter.fillRect(visible, self._checker)
-            smooth = self._scale < SMOOTH_BELOW and not self._moving
+            smooth = self._scale < SMOOTH_BELOW and self._scale != 1.0 and not self._moving
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
             level = level_for_scale(self._scale * self.devicePixelRatioF())
             image_area = self.image_rect_in(visible)

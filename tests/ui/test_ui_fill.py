@@ -1,0 +1,271 @@
+"""Fills through the real worker thread: classical, scripted variants and steps, errors, cancel."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+from ui_fakes import VARIANT_COLORS, FailingEngine, SlowEngine
+from ui_helpers import drag, wait_job
+
+from inpaint_studio.core.project import load_project
+
+
+def paint_square(window, y0=40, y1=80, x0=50, x1=100):
+    m = np.zeros(window.document.shape, np.uint8)
+    m[y0:y1, x0:x1] = 255
+    window.document.set_mask(m)
+    return m
+
+
+def test_classical_fill_lands_as_a_layer_and_the_project_reopens_identical(window, qtbot, tmp_path):
+    doc, canvas = window.document, window.canvas
+    original = doc.layers[0].pixels.copy()
+    window.set_tool("lasso")
+    drag(qtbot, canvas, [(50, 40), (100, 40), (100, 80), (50, 80)])
+    mask = doc.mask.copy()
+    assert mask.any()
+    window.engine_panel.select("classical")
+    with qtbot.waitSignal(window.controller.result_landed, timeout=15000):
+        qtbot.keyClick(canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    wait_job(qtbot, window)
+    assert [ly.kind for ly in doc.layers] == ["image", "result"]
+    result = doc.layers[1]
+    assert result.meta["engine"] == "classical"
+    assert np.array_equal(result.pixels[..., 3], mask), "the result covers exactly the mask"
+    assert np.array_equal(doc.layers[0].pixels, original), "the picture layer is untouched"
+    comp = doc.composite()
+    hole = mask == 255
+    assert not np.array_equal(comp[hole], original[..., :3][hole]), "the hole changed"
+    assert np.array_equal(comp[mask == 0], original[..., :3][mask == 0]), "nothing else did"
+    assert doc.history.labels[-1] == "Fill: Classical fill"
+    assert window.act_undo.isEnabled()
+
+    path = tmp_path / "work.isproj"
+    assert window.save_to(path)
+    assert not doc.modified
+    reopened = load_project(path)
+    assert [ly.kind for ly in reopened.layers] == ["image", "result"]
+    for a, b in zip(doc.layers, reopened.layers, strict=True):
+        assert np.array_equal(a.pixels, b.pixels)
+    assert np.array_equal(reopened.mask, doc.mask)
+    # and through the window, from the recent list
+    window.set_document(None)
+    assert window.open_path(str(path))
+    assert np.array_equal(window.document.composite(), comp)
+    assert str(path.resolve()) == window.settings.recent_files()[0]
+
+
+def test_an_engine_error_is_shown_and_the_document_stays_intact(window, qtbot):
+    doc = window.document
+    paint_square(window)
+    layers = [ly.pixels.copy() for ly in doc.layers]
+    labels = list(doc.history.labels)
+    for engine_id, expect in (("failing", FailingEngine.message), ("buggy", "ZeroDivisionError")):
+        window.engine_panel.select(engine_id)
+        with qtbot.waitSignal(window.controller.job_finished, timeout=10000) as blocker:
+            window.act_fill.trigger()
+        job = blocker.args[0]
+        assert job.status == "failed"
+        assert expect in window.banner.message, window.banner.message
+        assert window.banner.isVisible(), "the error is on screen"
+        assert not QApplication.activeModalWidget(), "and it is not a modal dialog"
+        assert doc.history.labels == labels
+        assert len(doc.layers) == len(layers)
+        assert all(np.array_equal(a, b.pixels) for a, b in zip(layers, doc.layers, strict=True))
+    assert not window.controller.busy and not window.act_cancel.isEnabled()
+
+
+def test_empty_mask_and_unavailable_engine_give_clear_messages(window, qtbot):
+    window.engine_panel.select("classical")
+    window.act_fill.trigger()
+    assert "Nothing to fill" in window.banner.message
+    panel = window.engine_panel
+    panel.select("needsweights")
+    assert not window.act_fill.isEnabled()
+    assert panel.fix_box.isVisibleTo(panel)
+    assert "train or import" in panel.reason.text()
+    model = panel.combo.model()
+    row = next(
+        i
+        for i in range(model.rowCount())
+        if model.item(i).data(Qt.ItemDataRole.UserRole + 1) == "needsweights"
+    )
+    assert "no Needs-weights weights" in model.item(row).toolTip()
+    assert panel.prompt.isEnabled(), "this engine takes a prompt"
+    panel.select("classical")
+    assert not panel.prompt.isEnabled()
+
+
+def test_choosing_a_weights_folder_makes_an_engine_available(window, qtbot, tmp_path):
+    panel = window.engine_panel
+    panel.select("needsweights")
+    (tmp_path / "weights.ok").write_text("ok")
+    panel.set_weights_folder("needsweights", str(tmp_path))
+    assert panel.engine_id == "needsweights"
+    assert not panel.fix_box.isVisibleTo(panel)
+    assert window.act_fill.isEnabled()
+    assert window.settings.get_json("engine/weights")["needsweights"] == str(tmp_path)
+
+
+def test_cancel_stops_a_slow_engine_within_one_step(window, qtbot):
+    paint_square(window)
+    SlowEngine.log.clear()
+    SlowEngine.started.clear()
+    window.engine_panel.select("slow")
+    window.act_fill.trigger()
+    assert window.controller.busy and window.act_cancel.isEnabled()
+    assert window.status.cancel.isVisibleTo(window.status)
+    qtbot.waitUntil(lambda: len(SlowEngine.log) >= 3, timeout=10000)
+    with qtbot.waitSignal(window.controller.job_finished, timeout=5000) as blocker:
+        t_cancel = time.perf_counter()
+        window.status.cancel.click()
+    took = time.perf_counter() - t_cancel
+    job = blocker.args[0]
+    assert job.status == "cancelled"
+    assert all(not seen for _, seen in SlowEngine.log), "no step starts after the cancel was seen"
+    started_after = [t for t, _ in SlowEngine.log if t > t_cancel]
+    assert len(started_after) <= 1
+    assert took < SlowEngine.step_s * 2 + 1.0
+    assert len(SlowEngine.log) < SlowEngine.steps
+    assert [ly.kind for ly in window.document.layers] == ["image"], "a cancelled fill leaves nothing"
+    assert not window.status.cancel.isVisibleTo(window.status)
+
+
+def test_a_second_fill_while_one_runs_is_queued(window, qtbot):
+    paint_square(window)
+    SlowEngine.log.clear()
+    window.engine_panel.select("slow")
+    SlowEngine.steps = 6
+    try:
+        first = window.fill()
+        window.engine_panel.select("classical")
+        second = window.fill()
+        assert first.status == "running" and second.status == "queued"
+        qtbot.waitUntil(lambda: second.status == "done", timeout=15000)
+        wait_job(qtbot, window)
+    finally:
+        SlowEngine.steps = 60
+    assert first.status == "done"
+    assert [ly.name for ly in window.document.layers] == ["Background", "Slow fill", "Classical fill"]
+
+
+def test_variants_arrive_as_thumbnails_show_in_place_and_accept_as_a_layer(window, qtbot):
+    doc, canvas = window.document, window.canvas
+    mask = paint_square(window)
+    panel = window.engine_panel
+    panel.select("scripted")
+    assert panel.variants.isEnabled()
+    panel.variants.setValue(3)
+    panel.new_seed.setChecked(False)
+    panel.seed.setValue(100)
+    vp = window.variants_panel
+    arrived = []
+    window.controller.variant_added.connect(lambda job, frame: arrived.append(vp.list.count()))
+    window.act_fill.trigger()
+    wait_job(qtbot, window)
+    assert arrived == [1, 2, 3], "thumbnails appear one by one as the events arrive"
+    assert vp.list.count() == 3
+    assert [ly.kind for ly in doc.layers] == ["image"], "with variants nothing lands until one is picked"
+    # the first one is shown on the canvas in place
+    assert canvas.overlay_owner is vp
+    img = canvas.grab().toImage()
+    p = canvas.map_from_image(75.2, 60.2).toPoint()
+    c = img.pixelColor(p)
+    assert (c.red(), c.green(), c.blue()) == VARIANT_COLORS[0]
+    # hovering another shows it; leaving the list goes back to the clicked one
+    vp._on_hover(vp.list.item(2))
+    c = canvas.grab().toImage().pixelColor(p)
+    assert (c.red(), c.green(), c.blue()) == VARIANT_COLORS[2]
+    vp._restore()
+    c = canvas.grab().toImage().pixelColor(p)
+    assert (c.red(), c.green(), c.blue()) == VARIANT_COLORS[0]
+    # double-click accepts as a result layer
+    item = vp.list.item(1)
+    vp.list.scrollToItem(item)
+    QApplication.processEvents()
+    rect = vp.list.visualItemRect(item)
+    qtbot.mouseClick(
+        vp.list.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, rect.center()
+    )
+    qtbot.mouseDClick(
+        vp.list.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, rect.center()
+    )
+    assert [ly.kind for ly in doc.layers] == ["image", "result"]
+    layer = doc.layers[1]
+    assert layer.name == "Scripted variant 2"
+    assert layer.meta["seed"] == 101 and layer.meta["variant"] == 1 and layer.meta["z"] == 1
+    assert tuple(layer.pixels[60, 75]) == (*VARIANT_COLORS[1], 255)
+    assert np.array_equal(layer.pixels[..., 3], mask)
+    assert canvas.overlay_owner is None
+    # the rejected ones stay browsable; Accept adds another
+    assert vp.list.count() == 3
+    vp.list.setCurrentRow(2)
+    vp.accept_button.click()
+    assert len(doc.layers) == 3
+    window.act_undo.trigger()
+    assert len(doc.layers) == 2
+    # the next run starts a fresh list
+    panel.variants.setValue(2)
+    window.act_fill.trigger()
+    wait_job(qtbot, window)
+    assert vp.list.count() == 2
+
+
+def test_step_previews_show_live_and_scrub_after_the_run(window, qtbot):
+    canvas = window.canvas
+    paint_square(window)
+    window.engine_panel.select("scripted")
+    window.engine_panel.variants.setValue(1)
+    window.engine_panel.form.set_values({"steps": 4})
+    sp = window.steps_panel
+    live = []
+
+    def on_preview(job, frame):
+        live.append((canvas.overlay_owner is sp, frame.step))
+
+    window.controller.preview_added.connect(on_preview)
+    window.act_fill.trigger()
+    wait_job(qtbot, window)
+    assert live == [(True, 1), (True, 2), (True, 3), (True, 4)], "each step is shown as it arrives"
+    job = sp.job
+    assert [f.step for f in job.previews] == [1, 2, 3, 4]
+    assert sp.slider.isEnabled() and sp.slider.maximum() == 4
+    assert sp.step_label.text() == "Result"
+    assert canvas.overlay_owner is None, "after the run the canvas shows the result"
+    assert [ly.kind for ly in window.document.layers] == ["image", "result"], "one variant lands directly"
+
+    p = canvas.map_from_image(75.2, 75.2).toPoint()  # bottom of the hole: decided from step 1
+    q = canvas.map_from_image(75.2, 41.2).toPoint()  # top of the hole: undecided until the end
+    sp.slider.setValue(0)
+    assert canvas.overlay_owner is sp and sp.step_label.text() == "Step 1 / 4"
+    img = canvas.grab().toImage()
+    c = img.pixelColor(p)
+    assert (c.red(), c.green(), c.blue()) == (255 * 1 // 4, 0, 0)
+    tinted = img.pixelColor(q)
+    assert tinted.blue() > 60, "the undecided part of the preview is tinted"
+    sp.slider.setValue(2)
+    c = canvas.grab().toImage().pixelColor(p)
+    assert (c.red(), c.green(), c.blue()) == (255 * 3 // 4, 0, 0)
+    sp.slider.setValue(4)
+    assert canvas.overlay_owner is None
+
+
+def test_settings_form_values_reach_the_request_and_are_remembered(window, qtbot):
+    panel = window.engine_panel
+    panel.select("classical")
+    panel.form.set_values({"radius": 9, "method": "ns"})
+    panel.form.changed.emit()
+    values = panel.request_values()
+    assert values["params"]["radius"] == 9 and values["params"]["method"] == "ns"
+    assert window.settings.get_json("engine/params/classical")["radius"] == 9
+    seed = panel.seed.value()
+    panel.dice.click()
+    assert 0 <= panel.seed.value() < 2**31 and (panel.seed.value() != seed or True)
+    paint_square(window)
+    job = window.fill()
+    wait_job(qtbot, window)
+    assert job.request.params["radius"] == 9 and job.request.params["method"] == "ns"
+    assert window.document.layers[-1].meta["params"]["radius"] == 9
