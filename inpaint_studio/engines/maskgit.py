@@ -231,6 +231,20 @@ class MaskGitEngine(FramedEngine):
         extra = {"source": {"transformer": str(pth), "vqgan": str(ckpt)}, "origin": "valeoai v1.0 + taming"}
         return save_maskgit(dest, vqgan, transformer, extra)
 
+    @classmethod
+    def from_models(cls, vqgan: Any, transformer: Any, device: str = "cpu") -> MaskGitEngine:
+        """An engine around models already in memory (trainer samples, benchmarks); no weights folder."""
+        import torch
+
+        engine = cls(device=device)
+        engine._models = (vqgan.eval().to(device), transformer.eval().to(device), torch.device(device))
+        engine._set_geometry(transformer.config.grid_size, vqgan.factor)
+        return engine
+
+    def _set_geometry(self, grid: int, factor: int) -> None:
+        """This model's native size and padding multiple replace the class defaults (256, 16)."""
+        self.info = replace(type(self).info, native_size=grid * factor, pad_multiple=factor)
+
     def _load(self) -> Any:
         if self._models is None:
             import torch
@@ -248,8 +262,7 @@ class MaskGitEngine(FramedEngine):
                 raise EngineError(f"cannot load MaskGIT weights from {path}: {err}") from None
             self._models = (vqgan, transformer, torch.device(device))
             self._atlas = None
-            grid, factor = transformer.config.grid_size, vqgan.factor
-            self.info = replace(type(self).info, native_size=grid * factor, pad_multiple=factor)
+            self._set_geometry(transformer.config.grid_size, vqgan.factor)
         return self._models
 
     # ------------------------------------------------------------------ run
@@ -293,10 +306,12 @@ class MaskGitEngine(FramedEngine):
         touched = frac > 0  # tokens whose pixels reach the hole: what previews must show
         tokens = known_tokens.clone()
         start_step = 0
+        locked = torch.zeros_like(unknown)
         lock = request.meta.get(LOCK_KEY) if getattr(request, "meta", None) else None
         if lock is not None:
             lock = TokenLock.coerce(lock)
-            tokens, unknown, start_step = _apply_lock(lock, tokens, unknown, steps, cfg.codebook_size)
+            tokens, still_unknown, start_step = _apply_lock(lock, tokens, unknown, steps, cfg.codebook_size)
+            locked, unknown = unknown & ~still_unknown, still_unknown
 
         seeds = [int(request.seed) + i for i in range(variants)]
         batch_tokens = tokens.view(1, -1).repeat(variants, 1)
@@ -357,7 +372,8 @@ class MaskGitEngine(FramedEngine):
             "factor": factor,
             "box": frame.box,
             "work_size": frame.work_size,
-            "unknown": unknown.cpu().numpy(),
+            "unknown": unknown.cpu().numpy(),  # tokens decoded in this run
+            "locked": locked.cpu().numpy(),  # hole tokens kept from a TokenLock
             "timing": timing,
         }
         metas = [

@@ -182,6 +182,7 @@ def test_lock_keeps_locked_tokens(engine, photo):
     assert np.array_equal(second.meta["tokens"][~unknown], first.meta["tokens"][~unknown])
     assert not np.array_equal(second.meta["tokens"][unknown & ~keep], first.meta["tokens"][unknown & ~keep])
     assert second.meta["start_step"] == 2 and (second.meta["step_tokens"][:2] == -1).all()
+    assert np.array_equal(second.meta["locked"], keep) and not (second.meta["unknown"] & keep).any()
     # a plain dict works too; a wrong grid is refused
     as_dict = {"tokens": shown, "keep": keep, "start_step": 2}
     third = run(engine, photo, seed=99, params={"steps": 6}, meta={LOCK_KEY: as_dict})[-1]
