@@ -249,7 +249,7 @@ class MaskGitEngine(FramedEngine):
         if self._models is None:
             import torch
 
-            from ..models.maskgit.checkpoint import load_maskgit
+            from ..models.maskgit.checkpoint import load_atlas, load_maskgit
 
             path = require_weights(ENGINE_ID, TITLE, self.weights, HINT)
             try:
@@ -261,7 +261,7 @@ class MaskGitEngine(FramedEngine):
             except ValueError as err:
                 raise EngineError(f"cannot load MaskGIT weights from {path}: {err}") from None
             self._models = (vqgan, transformer, torch.device(device))
-            self._atlas = None
+            self._atlas = load_atlas(path, vqgan)  # None: rendered lazily, code by code
             self._set_geometry(transformer.config.grid_size, vqgan.factor)
         return self._models
 

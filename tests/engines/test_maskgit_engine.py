@@ -100,6 +100,11 @@ def test_one_preview_per_step_and_untouched_outside(engine, photo):
     assert not (previews[0].overlay > 0)[mask == 0].all()
 
 
+def test_bundle_atlas_is_preloaded(engine, photo):
+    run(engine, photo, params={"steps": 1})
+    assert engine._atlas is not None and engine._atlas.filled == CB
+
+
 @pytest.mark.parametrize("mode", ["crop", "full", "atlas"])
 def test_preview_modes(engine, photo, mode):
     img, mask = photo

@@ -23,6 +23,7 @@ from inpaint_studio.models.maskgit import (
     save_maskgit,
     save_vqgan,
 )
+from inpaint_studio.models.maskgit.checkpoint import load_atlas
 from inpaint_studio.models.maskgit.masking import expected_masked_fraction
 from inpaint_studio.models.vqgan import VQGAN, VQGANConfig
 
@@ -164,10 +165,14 @@ def test_bundle_holds_both_parts(tmp_path, model):
     folder = save_maskgit(tmp_path / "m", vq, model, extra={"note": "tiny"})
     vq2, tf2, extra = load_maskgit(folder)
     assert extra["note"] == "tiny"
-    assert sorted(p.name for p in folder.glob("*.safetensors")) == [
-        "transformer.safetensors",
-        "vqgan.safetensors",
-    ]
+    names = sorted(p.name for p in folder.glob("*.safetensors"))
+    assert names == ["atlas.safetensors", "transformer.safetensors", "vqgan.safetensors"]
+    atlas = load_atlas(folder, vq2)
+    assert atlas is not None and atlas.filled == CB
+    with torch.no_grad():
+        fresh = vq2.decode_indices(torch.tensor([7, 7]).view(2, 1, 1))[0]
+    torch.testing.assert_close(atlas.patches[7], fresh, atol=2e-3, rtol=1e-2)  # stored as float16
+    assert load_atlas(save_maskgit(tmp_path / "no_atlas", vq, model, atlas=False), vq2) is None
     for a, b in ((vq, vq2), (model, tf2)):
         for k, v in a.state_dict().items():
             assert torch.equal(v, b.state_dict()[k]), k

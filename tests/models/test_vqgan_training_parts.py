@@ -128,6 +128,7 @@ def test_atlas_matches_single_token_decodes():
         alone = model.decode_indices(torch.tensor([[[5]]]))
     torch.testing.assert_close(img[:, :, 0:2, 2:4], alone)
     assert atlas.ensure(grid) == 0  # cached
+    assert atlas.ensure(torch.tensor([9])) == 1  # a lone code renders too
 
 
 def test_discriminator_and_gan_losses():

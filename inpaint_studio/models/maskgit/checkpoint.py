@@ -2,7 +2,9 @@
 
 Layout (see :mod:`models.bundle`): ``config.json`` with ``engine: "maskgit"``,
 ``arch: {"vqgan": {...}, "transformer": {...}}``, ``parts: ["transformer", "vqgan"]``, and
-``vqgan.safetensors`` + ``transformer.safetensors`` with the two state dicts.
+``vqgan.safetensors`` + ``transformer.safetensors`` with the two state dicts, and optionally
+``atlas.safetensors``: one pre-rendered patch per code for instant step previews (see
+:mod:`models.vqgan.atlas`), made once at save time so no run pays for it.
 A tokenizer trained alone (stage 1) is saved with engine ``maskgit-vqgan`` and the ``vqgan``
 part only, so it never shadows a complete model in the ``maskgit`` store.
 """
@@ -16,6 +18,7 @@ import torch
 
 from ..bundle import BundleError, load_bundle, save_bundle
 from ..vqgan import VQGAN, VQGANConfig
+from ..vqgan.atlas import CodeAtlas
 from .config import MaskGitConfig
 from .transformer import MaskGitTransformer
 
@@ -23,19 +26,51 @@ ENGINE_ID = "maskgit"
 VQGAN_ENGINE_ID = "maskgit-vqgan"
 VQGAN_PART = "vqgan"
 TRANSFORMER_PART = "transformer"
+ATLAS_PART = "atlas"
 
 
 def save_maskgit(
-    folder: str | Path, vqgan: VQGAN, transformer: MaskGitTransformer, extra: dict[str, Any] | None = None
+    folder: str | Path,
+    vqgan: VQGAN,
+    transformer: MaskGitTransformer,
+    extra: dict[str, Any] | None = None,
+    atlas: bool = True,
 ) -> Path:
-    """Write the complete model. ``transformer.config.codebook_size`` must equal the VQGAN's."""
+    """Write the complete model. ``transformer.config.codebook_size`` must equal the VQGAN's.
+
+    ``atlas`` renders every code once through the decoder (n_embed 1x1 decodes: about four
+    full-image decodes' worth of work) and stores the patches, so previews cost nothing later.
+    """
     if transformer.config.codebook_size != vqgan.config.n_embed:
         raise ValueError(
             f"transformer codebook ({transformer.config.codebook_size}) != VQGAN codebook ({vqgan.config.n_embed})"
         )
     arch = {VQGAN_PART: vqgan.config.to_dict(), TRANSFORMER_PART: transformer.config.to_dict()}
     parts = {VQGAN_PART: vqgan.state_dict(), TRANSFORMER_PART: transformer.state_dict()}
+    if atlas:
+        codes = CodeAtlas(vqgan)
+        was_training = vqgan.training
+        vqgan.eval()
+        codes.ensure(torch.arange(vqgan.config.n_embed, device=codes.patches.device))
+        vqgan.train(was_training)
+        parts[ATLAS_PART] = {"patches": codes.patches.half()}
     return save_bundle(folder, ENGINE_ID, arch, parts, extra)
+
+
+def load_atlas(folder: str | Path, vqgan: VQGAN) -> CodeAtlas | None:
+    """The bundle's pre-rendered atlas for ``vqgan`` (its own VQGAN), or None when it has none."""
+    from safetensors.torch import load_file
+
+    file = Path(folder) / f"{ATLAS_PART}.safetensors"
+    if not file.is_file():
+        return None
+    patches = load_file(str(file))["patches"]
+    atlas = CodeAtlas(vqgan)
+    if tuple(patches.shape) != tuple(atlas.patches.shape):
+        raise BundleError(f"{file} does not match the VQGAN (shape {tuple(patches.shape)})")
+    atlas.patches.copy_(patches.float())
+    atlas.ready.fill_(True)
+    return atlas
 
 
 def load_maskgit(

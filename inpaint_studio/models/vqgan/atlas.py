@@ -37,7 +37,11 @@ class CodeAtlas:
         missing = wanted[~self.ready[wanted]]
         for start in range(0, len(missing), self.chunk):
             ids = missing[start : start + self.chunk]
-            self.patches[ids] = self.vqgan.decode_indices(ids.view(-1, 1, 1)).to(self.patches.dtype)
+            # torch's group_norm refuses a lone 1x1 sample (one value per group): decode it twice
+            batch = ids.repeat(2) if len(ids) == 1 else ids
+            self.patches[ids] = self.vqgan.decode_indices(batch.view(-1, 1, 1))[: len(ids)].to(
+                self.patches.dtype
+            )
             self.ready[ids] = True
         return len(missing)
 
