@@ -58,7 +58,9 @@ _STD = (0.229, 0.224, 0.225)
 class VGGFeatures(nn.Module):
     """``features`` of torchvision's VGG (same indices), returning the named ReLU outputs."""
 
-    def __init__(self, arch: str = "vgg16", layers: tuple[str, ...] = DEFAULT_LAYERS) -> None:
+    def __init__(
+        self, arch: str = "vgg16", layers: tuple[str, ...] = DEFAULT_LAYERS, device: str | None = None
+    ) -> None:
         super().__init__()
         if arch not in _CFGS:
             raise ValueError(f"arch must be vgg16 or vgg19, not {arch!r}")
@@ -71,7 +73,7 @@ class VGGFeatures(nn.Module):
                 block, conv = block + 1, 0
             else:
                 conv += 1
-                mods += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU(inplace=False)]
+                mods += [nn.Conv2d(cin, int(v), 3, padding=1, device=device), nn.ReLU(inplace=False)]
                 self.names[len(mods) - 1] = f"relu{block}_{conv}"
                 cin = int(v)
         unknown = set(layers) - set(self.names.values())
@@ -97,7 +99,8 @@ class VGGFeatures(nn.Module):
                 raise ValueError(
                     f"VGG weight {k} has shape {tuple(src.shape)}, expected {tuple(own[k].shape)}"
                 )
-        self.load_state_dict({k: wanted[f"features.{k.split('.', 1)[1]}"] for k in own})
+        state = {k: wanted[f"features.{k.split('.', 1)[1]}"].float() for k in own}
+        self.load_state_dict(state, assign=True)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """``images`` in [-1, 1] -> the requested feature maps, in ``layers`` order."""
@@ -195,7 +198,7 @@ class PerceptualLoss(nn.Module):
             arch = "vgg19" if any(k.startswith("features.34.") for k in state) else "vgg16"
             if arch == "vgg19" and layers == DEFAULT_LAYERS:
                 layers = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
-            self.vgg = VGGFeatures(arch, layers)
+            self.vgg = VGGFeatures(arch, layers, device="meta")  # no random init: the file fills it
             self.vgg.load_torchvision(state)
             self.vgg.requires_grad_(False).eval()
             self.source = f"{arch} from {path}"

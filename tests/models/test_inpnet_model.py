@@ -1,0 +1,118 @@
+"""InP-Net architecture: visible-only encoding, per-sample drop counts, skips, sizes, config checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from inpaint_studio.models.mae.inpnet import InpNet, InpNetConfig, patch_drop
+
+TINY = InpNetConfig(
+    img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, skip_layers=(2, 1), bridge_dim=32,
+    bridge_depth=1, bridge_heads=2, decoder_channels=(16, 16, 8),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return InpNet(**TINY.to_dict()).eval()
+
+
+def _inputs(n=3, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(n, 3, size, size, generator=g) * 2 - 1
+    mask = (torch.rand(n, 1, size, size, generator=g) > 0.6).float()
+    return image, mask
+
+
+def test_output_is_a_full_image(model):
+    image, mask = _inputs()
+    out = model(image, mask)
+    assert out.shape == image.shape and torch.isfinite(out).all()
+
+
+def test_each_sample_sees_only_its_own_visible_patches(model):
+    """Different drop counts in one batch (padding + key masks) give the same result as one by one."""
+    image, mask = _inputs(3)
+    drop = torch.zeros(3, 16, dtype=torch.bool)
+    drop[0, :3] = True
+    drop[1, 5:15] = True  # sample 2 drops nothing: restoration mode
+    with torch.no_grad():
+        batched = model(image, mask, drop)
+        single = torch.cat([model(image[i : i + 1], mask[i : i + 1], drop[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(batched, single, atol=2e-5, rtol=0)
+
+
+def test_hole_pixels_never_reach_the_output(model):
+    """Whatever the hole held (the object being removed) must not leak into the fill."""
+    image, _ = _inputs(1)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:16, 8:16] = 1  # exactly patch (row 1, col 1): dropped
+    mask[..., 20:22, 0:3] = 1  # a sliver inside a patch that stays visible
+    other = image.clone()
+    other[..., 8:16, 8:16] = torch.rand(1, 3, 8, 8)
+    other[..., 20:22, 0:3] = torch.rand(1, 3, 2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(image, mask, threshold=0.25), model(other, mask, threshold=0.25))
+        assert not torch.allclose(model(image, mask), model(other, torch.zeros_like(mask)))
+
+
+def test_everything_dropped_still_runs(model):
+    image, _ = _inputs(2)
+    mask = torch.ones(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.isfinite(model(image, mask)).all()
+
+
+def test_patch_drop_threshold():
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., :2, :8] = 1  # 25 % of patch 0
+    mask[..., 8:16, 8:16] = 1  # all of patch 3
+    assert patch_drop(mask, 8, 0.0).tolist() == [[True, False, False, True]]
+    assert patch_drop(mask, 8, 0.25).tolist() == [[False, False, False, True]]
+
+
+def test_other_sizes_resize_position_embeddings(model):
+    image = torch.rand(1, 3, 24, 40) * 2 - 1
+    with torch.no_grad():
+        assert model(image, torch.zeros(1, 1, 24, 40)).shape == (1, 3, 24, 40)
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        model(torch.rand(1, 3, 30, 32), torch.zeros(1, 1, 30, 32))
+
+
+def test_gradients_reach_encoder_bridge_and_decoder():
+    torch.manual_seed(0)
+    net = InpNet(**TINY.to_dict())
+    image, mask = _inputs(2)
+    net(image, mask, threshold=0.3).square().mean().backward()
+    for name in ("patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "mask_token", "bridge.0.mlp.fc1.weight",
+                 "stages.0.skip.weight", "stages.2.up.weight", "image_fuse.weight", "head.weight"):  # fmt: skip
+        grad = dict(net.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_without_skips_the_decoder_has_no_skip_layers():
+    net = InpNet(**{**TINY.to_dict(), "skip_layers": [], "image_skip": False})
+    assert net.image_fuse is None and all(s.skip is None for s in net.stages)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"patch_size": 6}, "power of two"),
+        ({"img_size": 36}, "multiple"),
+        ({"decoder_channels": (16, 16)}, "needs 3 entries"),
+        ({"skip_layers": (3,)}, "outside"),
+        ({"num_heads": 5}, "divisible"),
+    ],
+)
+def test_config_rejects_bad_values(bad, message):
+    with pytest.raises(ValueError, match=message):
+        InpNetConfig.from_dict({**TINY.to_dict(), **bad})
+
+
+def test_config_round_trips_through_json_dict():
+    assert InpNetConfig.from_dict(TINY.to_dict()) == TINY
+    with pytest.raises(ValueError, match="unknown"):
+        InpNetConfig.from_dict({**TINY.to_dict(), "colour": 1})

@@ -1,0 +1,105 @@
+"""Folder datasets: recursive listing, clear errors, bad files skipped, fixed split, augmentation."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from trainers.data import (
+    DataError,
+    ImageFolder,
+    center_crop,
+    list_images,
+    split_validation,
+    to_tensor,
+    to_uint8,
+)
+
+
+def test_lists_images_recursively_and_skips_hidden_and_other_files(photo_dir, make_photos):
+    (photo_dir / "notes.txt").write_text("hello")
+    (photo_dir / ".thumbs").mkdir()
+    make_photos(photo_dir / ".thumbs", 2)
+    files = list_images([photo_dir])
+    assert len(files) == 8 and files == sorted(files)
+    assert all(".thumbs" not in f.parts for f in files)
+
+
+def test_clear_errors_for_missing_empty_and_file_arguments(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        list_images([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.md").write_text("x")
+    with pytest.raises(DataError, match="no images"):
+        list_images([tmp_path / "empty"])
+    with pytest.raises(DataError, match="is a file"):
+        list_images([tmp_path / "empty" / "readme.md"])
+    with pytest.raises(DataError, match="no data folder"):
+        list_images([])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
+def test_unreadable_folder_is_reported(tmp_path):  # pragma: no cover - depends on the user
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        with pytest.raises(DataError, match="cannot read"):
+            list_images([locked])
+    finally:
+        locked.chmod(0o755)
+
+
+def test_bad_images_are_skipped_with_a_warning(photo_dir):
+    (photo_dir / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    (photo_dir / "empty.png").write_bytes(b"")
+    files = list_images([photo_dir])
+    ds = ImageFolder(files, 32, train=True)
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        items = [ds[i] for i in range(len(ds))]
+    assert all(t.shape == (3, 32, 32) for t in items)
+
+
+def test_all_bad_images_is_an_error(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"junk")
+    ds = ImageFolder(list_images([tmp_path]), 16)
+    with pytest.raises(DataError, match="could be read"), pytest.warns(UserWarning):
+        ds[0]
+
+
+def test_validation_split_is_fixed_by_name(tmp_path, make_photos):
+    files = make_photos(tmp_path / "p", 40)
+    train, val = split_validation(files, 0.25, [tmp_path / "p"])
+    assert set(train).isdisjoint(val) and len(train) + len(val) == 40 and 3 <= len(val) <= 20
+    more = make_photos(tmp_path / "p" / "new", 5, seed=3)
+    train2, val2 = split_validation(sorted(files + more), 0.25, [tmp_path / "p"])
+    assert set(val) <= set(val2) and set(train) <= set(train2)  # old files never move across
+    assert split_validation(files[:2], 0.01, [tmp_path / "p"])[1]  # tiny folders still get one
+
+
+def test_augmentation_crops_flips_and_is_seeded(photo_dir):
+    files = list_images([photo_dir])
+    ds = ImageFolder(files, 48, train=True, zoom=1.5, seed=1)  # images as small as 36 px get upscaled
+    a, b = ds[2], ds[2]
+    assert a.shape == (3, 48, 48) and torch.equal(a, b)
+    assert a.min() >= -1.0 and a.max() <= 1.0
+    ds.set_epoch(1)
+    assert not torch.equal(ds[2], a)  # another epoch, another crop
+    val = ImageFolder(files, 32, train=False)
+    assert torch.equal(val[0], val[0])
+
+
+def test_repeats_tiny_folders_to_fill_a_batch(photo_dir):
+    ds = ImageFolder(list_images([photo_dir])[:2], 16, train=False, min_length=6)
+    assert len(ds) == 6
+    assert torch.equal(ds[4], ds[0]) and torch.equal(ds[5], ds[1])
+
+
+def test_center_crop_and_tensor_round_trip():
+    img = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    crop = center_crop(img, 30)
+    assert crop.shape == (30, 30, 3) and np.array_equal(crop, img[:, 10:40])
+    assert np.array_equal(to_uint8(to_tensor(crop)), crop)
