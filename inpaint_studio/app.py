@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName("inpaint-studio")
 
     from .ui import theme
+    from .ui.compat import binding_problem
+
+    problem = binding_problem()
+    if problem:
+        print(f"inpaint-studio: {problem}", file=sys.stderr)
+        return 2
     from .ui.main_window import MainWindow
     from .ui.threads import init_relay
 
@@ -55,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         window.open_path(path)
         if len(args.paths) > 1:
             window.statusBar().showMessage("One picture per window: opened the first one", 5000)
+    # load the model library on the runner thread while the person looks at the picture
+    QTimer.singleShot(1500, window.controller.runner.warm_up)
     if not args.no_recovery:
         QTimer.singleShot(300, window.offer_recovery)
     return int(app.exec())

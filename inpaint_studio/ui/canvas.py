@@ -7,12 +7,15 @@ and zooming redraw cached tiles (nearest-neighbour while moving, smooth once sti
 
 from __future__ import annotations
 
+import logging
 import math
+from time import perf_counter
 
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
+    QImage,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -28,9 +31,12 @@ from PySide6.QtWidgets import QWidget
 from ..core.document import MASK, Document
 from ..core.geometry import Rect
 from .brush import BrushSettings
+from .damage import LayerDamage
 from .display import OverlayPixels, mask_lut, render_layers, render_mask
 from .tiles import TileCache, level_for_scale
 from .tools import Tool, ToolEvent
+
+log = logging.getLogger(__name__)
 
 MIN_SCALE, MAX_SCALE = 0.01, 64.0
 SMOOTH_BELOW = 2.0  # scales under this are drawn with bilinear filtering (when not moving)
@@ -94,6 +100,7 @@ class Canvas(QWidget):
             doc.pixels_changed.connect(self._on_pixels)
             doc.layers_changed.connect(self._on_layers)
             doc.mask_style_changed.connect(self._on_mask_style)
+            self._damage = LayerDamage(doc)
             self._composite = TileCache(doc.width, doc.height, self._render_composite)
             self._mask = TileCache(doc.width, doc.height, self._render_mask)
             self._lut = mask_lut(doc.mask_style.color, doc.mask_style.opacity)
@@ -123,6 +130,9 @@ class Canvas(QWidget):
             if not doc.mask_style.visible or self._compare or self._overlay is not None:
                 return
         else:
+            rect = self._damage.pixels_changed(target, rect)
+            if rect.empty:
+                return
             if self._composite is not None:
                 self._composite.invalidate(rect)
             if self._before is not None:
@@ -130,11 +140,14 @@ class Canvas(QWidget):
         self.update(self.widget_rect(rect).adjusted(-1, -1, 1, 1))
 
     def _on_layers(self) -> None:
+        area = self._damage.stack_changed() if self._doc is not None else None
+        if area is None:
+            return
         if self._composite is not None:
-            self._composite.invalidate(None)
+            self._composite.invalidate(area)
         if self._before is not None:
-            self._before.invalidate(None)
-        self.update()
+            self._before.invalidate(area)
+        self.update(self.widget_rect(area).adjusted(-1, -1, 1, 1))
 
     def _on_mask_style(self) -> None:
         if self._doc is None or self._mask is None:
@@ -326,33 +339,44 @@ class Canvas(QWidget):
         return QSize(900, 650)
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        from time import perf_counter
-
         t0 = perf_counter()
-        painter = QPainter(self)
         area = event.rect()
         self.last_paint_rect = QRect(area)
-        painter.fillRect(area, self.background)
+        painter = QPainter(self)
+        try:
+            self._paint(painter, area)
+        except Exception:  # an exception escaping a paint event takes the process down
+            log.exception("painting the canvas failed")
+        finally:
+            if painter.isActive():
+                painter.end()
+        self.paint_ms = (perf_counter() - t0) * 1000.0
+
+    def _paint(self, painter: QPainter, area: QRect) -> None:
         doc = self._doc
         if doc is None or self._composite is None:
+            painter.fillRect(area, self.background)
             if self.empty_text:
                 painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
                 painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
-            painter.end()
             return
         picture = self._snap_rect(Rect(0, 0, doc.width, doc.height))
         visible = area.intersected(picture)
+        if visible != area:  # the margin around the picture
+            for band in _bands_around(area, visible):
+                painter.fillRect(band, self.background)
         if not visible.isEmpty():
             painter.save()
             painter.setClipRect(visible)
             painter.setBrushOrigin(picture.topLeft())
-            painter.fillRect(visible, self._checker)
             smooth = self._scale < SMOOTH_BELOW and self._scale != 1.0 and not self._moving
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
             level = level_for_scale(self._scale * self.devicePixelRatioF())
             image_area = self.image_rect_in(visible)
-            for cache in self._layers_to_draw(doc):
-                self._draw_cache(painter, cache, level, image_area)
+            caches = self._layers_to_draw(doc)
+            self._draw_base(painter, caches[0], level, image_area, visible, smooth)
+            for cache in caches[1:]:
+                self._draw_cache(painter, cache, level, image_area, visible, smooth)
             painter.restore()
             painter.setPen(QPen(QColor(0, 0, 0, 110), 1))
             painter.drawRect(picture.adjusted(-1, -1, 0, 0))
@@ -360,8 +384,6 @@ class Canvas(QWidget):
             self._draw_badge(painter, "Before" if self._compare else self._overlay_label)
         if self._tool is not None and not self._space and self._pan_from is None:
             self._tool.paint(self, painter)
-        painter.end()
-        self.paint_ms = (perf_counter() - t0) * 1000.0
 
     def _layers_to_draw(self, doc: Document) -> list[TileCache]:
         if self._compare and self._before is not None:
@@ -373,12 +395,27 @@ class Canvas(QWidget):
             out.append(self._mask)
         return out
 
-    def _draw_cache(self, painter: QPainter, cache: TileCache, level: int, image_area: Rect) -> None:
+    def _draw_base(
+        self, painter: QPainter, cache: TileCache, level: int, image_area: Rect, clip: QRect, smooth: bool
+    ) -> None:
+        """The bottom source, with the checkerboard only behind tiles that have transparency."""
+        cache.begin_frame()
+        for tx, ty in cache.tiles_in(level, image_area):
+            image = cache.image(level, tx, ty)
+            target = self._snap_rect(cache.tile_region(level, tx, ty))
+            if not cache.is_opaque(level, tx, ty):
+                painter.fillRect(target.intersected(clip), self._checker)
+            if image is not None:
+                _blit(painter, target, image, clip, smooth)
+
+    def _draw_cache(
+        self, painter: QPainter, cache: TileCache, level: int, image_area: Rect, clip: QRect, smooth: bool
+    ) -> None:
         cache.begin_frame()
         for tx, ty in cache.tiles_in(level, image_area):
             image = cache.image(level, tx, ty)
             if image is not None:
-                painter.drawImage(self._snap_rect(cache.tile_region(level, tx, ty)), image)
+                _blit(painter, self._snap_rect(cache.tile_region(level, tx, ty)), image, clip, smooth)
 
     def _draw_badge(self, painter: QPainter, text: str) -> None:
         painter.save()
@@ -515,6 +552,36 @@ class Canvas(QWidget):
         self._space = False
         self._update_cursor()
         super().focusOutEvent(event)
+
+
+def _bands_around(area: QRect, inner: QRect) -> list[QRect]:
+    """``area`` minus ``inner`` (which lies inside it, or is empty) as up to four rectangles."""
+    if inner.isEmpty():
+        return [area]
+    top = QRect(area.left(), area.top(), area.width(), inner.top() - area.top())
+    bottom = QRect(area.left(), inner.bottom() + 1, area.width(), area.bottom() - inner.bottom())
+    left = QRect(area.left(), inner.top(), inner.left() - area.left(), inner.height())
+    right = QRect(inner.right() + 1, inner.top(), area.right() - inner.right(), inner.height())
+    return [r for r in (top, bottom, left, right) if not r.isEmpty()]
+
+
+def _blit(painter: QPainter, target: QRect, image: QImage, clip: QRect, smooth: bool) -> None:
+    """Draw ``image`` into ``target``, reading only the part of it inside ``clip``.
+
+    Without filtering the cut is exact; with bilinear filtering the whole tile is drawn (and
+    clipped by the painter) so that partial repaints match full ones pixel for pixel.
+    """
+    part = target.intersected(clip)
+    if part.isEmpty():
+        return
+    if smooth or part == target:
+        painter.drawImage(target, image)
+        return
+    sx, sy = image.width() / target.width(), image.height() / target.height()
+    source = QRectF(
+        (part.x() - target.x()) * sx, (part.y() - target.y()) * sy, part.width() * sx, part.height() * sy
+    )
+    painter.drawImage(QRectF(part), image, source)
 
 
 def _checker_brush(cell: int = 8) -> QBrush:

@@ -10,87 +10,31 @@ lands as a new result layer above everything, as one undo step.
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from ..core.document import Document
-from ..core.geometry import Rect
 from ..core.layers import Layer
-from ..engines.base import EngineError, Preview, Progress, Request, Result, Variant
+from ..engines.base import BadRequest, EngineError, Progress
 from .catalog import EngineCatalog
+from .jobs import (
+    FillJob,
+    ResultFrame,
+    StepFrame,
+    VariantFrame,
+    build_request,
+    mask_bbox,
+    prepare_event,
+    short_title,
+    visible_layers_snapshot,
+)
 from .runner import Runner, Task
 
-_ids = itertools.count(1)
-
-
-@dataclass
-class StepFrame:
-    step: int
-    steps: int
-    image: np.ndarray  # RGB, the job's crop
-    overlay: np.ndarray | None  # uint8, 255 = still undecided
-
-
-@dataclass
-class VariantFrame:
-    index: int
-    seed: int
-    meta: Mapping[str, Any]
-    image: np.ndarray  # RGB, the job's crop
-
-
-@dataclass
-class FillJob:
-    engine_id: str
-    engine_title: str
-    document: Document
-    request: Request
-    crop: Rect
-    id: int = field(default_factory=lambda: next(_ids))
-    status: str = "queued"  # queued | running | done | failed | cancelled
-    previews: list[StepFrame] = field(default_factory=list)
-    variants: list[VariantFrame] = field(default_factory=list)
-    result: np.ndarray | None = None
-    result_meta: Mapping[str, Any] = field(default_factory=dict)
-    progress: tuple[int, int, str] = (0, 0, "")
-    error: str = ""
-    landed: list[str] = field(default_factory=list)  # ids of result layers made from this job
-    started_at: float = 0.0
-    ended_at: float = 0.0
-    cancel_flag: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def mask_crop(self) -> np.ndarray:
-        return self.request.mask[self.crop.slices]
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("done", "failed", "cancelled")
-
-    def full_size(self, crop_rgb: np.ndarray) -> np.ndarray:
-        """A document-sized RGB with ``crop_rgb`` in place (outside the mask it is never shown)."""
-        full = np.zeros((*self.request.mask.shape, 3), np.uint8)
-        full[self.crop.slices] = crop_rgb
-        return full
-
-
-def mask_bbox(mask: np.ndarray) -> Rect:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return Rect(0, 0, 0, 0)
-    return Rect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-
-
-def short_title(title: str) -> str:
-    return title.split(" (")[0].strip()
+__all__ = ["FillController", "FillJob", "StepFrame", "VariantFrame", "short_title"]
 
 
 class FillController(QObject):
@@ -143,16 +87,20 @@ class FillController(QObject):
             raise EngineError(entry.availability.reason or f"{engine_id} is not available")
         mask = doc.mask.copy()
         crop = mask_bbox(mask)
-        request = Request(
-            image=doc.composite(),
-            mask=mask,
+        if crop.empty:
+            raise BadRequest("the mask is empty: paint the region to fill first")
+        job = FillJob(
+            engine_id,
+            entry.info.title,
+            doc,
+            mask,
+            crop,
             prompt=prompt,
             seed=int(seed),
-            variants=max(1, int(variants)) if entry.info.yields_variants else 1,
+            variants_asked=max(1, int(variants)) if entry.info.yields_variants else 1,
             params=dict(params or {}),
         )
-        request.validate()
-        job = FillJob(engine_id, entry.info.title, doc, request, crop)
+        job.snapshot = visible_layers_snapshot(doc)
         if self.current is not None:
             if self.queued is not None:
                 self._end(self.queued, "cancelled")
@@ -181,25 +129,26 @@ class FillController(QObject):
         if job.document is not self._doc:
             raise EngineError("that fill belongs to a document that is no longer open")
         title = short_title(job.engine_title)
-        meta: dict[str, Any] = {
-            "engine": job.engine_id,
-            "seed": job.request.seed,
-            "params": dict(job.request.params),
-        }
-        if job.request.prompt:
-            meta["prompt"] = job.request.prompt
+        meta: dict[str, Any] = {"engine": job.engine_id, "seed": job.seed, "params": dict(job.params)}
+        if job.prompt:
+            meta["prompt"] = job.prompt
         if variant is None:
             if job.result is None:
                 raise EngineError("this fill has no result")
-            rgb, name = job.result, f"{title} fill"
-            meta.update(dict(job.result_meta))
+            name = f"{title} fill"
+            meta.update(dict(job.result.meta))
+            pixels = job.result.layer_pixels
+            if pixels is None:
+                pixels = job.layer_pixels(job.result.image)
         else:
             frame = next((v for v in job.variants if v.index == variant), None)
             if frame is None:
                 raise EngineError(f"this fill has no variant {variant}")
-            rgb, name = frame.image, f"{title} variant {frame.index + 1}"
+            name = f"{title} variant {frame.index + 1}"
             meta.update(dict(frame.meta), variant=frame.index, seed=frame.seed)
-        layer = job.document.add_result_layer(job.full_size(rgb), job.request.mask, name, meta)
+            pixels = job.layer_pixels(frame.image)
+        # the same layer Document.add_result_layer makes, with its pixels built off the GUI thread
+        layer = job.document.add_layer(Layer(name, "result", pixels, meta=meta), label=f"Fill: {name}")
         job.landed.append(layer.id)
         self.result_landed.emit(job, layer)
         return layer
@@ -215,7 +164,8 @@ class FillController(QObject):
         job.status = "running"
         job.started_at = time.perf_counter()
         self.current = self.last = job
-        self.runner.start(Task(job.id, engine, job.request, job.crop, job.cancel_flag))
+        task = Task(job.id, engine, partial(build_request, job), partial(prepare_event, job), job.cancel_flag)
+        self.runner.start(task)
         self.job_started.emit(job)
         self.busy_changed.emit(True)
 
@@ -226,16 +176,14 @@ class FillController(QObject):
         if isinstance(ev, Progress):
             job.progress = (ev.done, ev.total, ev.text)
             self.progress.emit(job)
-        elif isinstance(ev, Preview):
-            frame = StepFrame(ev.step, ev.steps, ev.image, ev.overlay)
-            job.previews.append(frame)
-            self.preview_added.emit(job, frame)
-        elif isinstance(ev, Variant):
-            frame = VariantFrame(ev.index, ev.seed, dict(ev.meta), ev.image)
-            job.variants.append(frame)
-            self.variant_added.emit(job, frame)
-        elif isinstance(ev, Result):
-            job.result, job.result_meta = ev.image, dict(ev.meta)
+        elif isinstance(ev, StepFrame):
+            job.previews.append(ev)
+            self.preview_added.emit(job, ev)
+        elif isinstance(ev, VariantFrame):
+            job.variants.append(ev)
+            self.variant_added.emit(job, ev)
+        elif isinstance(ev, ResultFrame):
+            job.result = ev
 
     def _on_finished(self, job_id: int, status: str, error: str) -> None:
         job = self.current
@@ -264,6 +212,7 @@ class FillController(QObject):
             self.busy_changed.emit(False)
 
     def _end(self, job: FillJob, status: str) -> None:
+        job.release_snapshot()
         job.status = status
         job.ended_at = time.perf_counter()
         self.job_finished.emit(job)

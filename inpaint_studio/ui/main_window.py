@@ -51,8 +51,9 @@ from .brush import BrushSettings
 from .canvas import Canvas
 from .catalog import EngineCatalog
 from .engine_panel import EnginePanel
-from .fill import FillController, FillJob, short_title
+from .fill import FillController
 from .history_panel import HistoryPanel
+from .jobs import FillJob, short_title
 from .layers_panel import LayersPanel
 from .settings import AppSettings
 from .status import MessageBanner, StatusBar

@@ -10,20 +10,22 @@ as soon as the flag is set, so a cancelled run ends within one step.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import traceback
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..core.geometry import Rect
 from ..engines.base import Cancelled, Engine, EngineError, Preview, Progress, Request, Result, Variant
 
 log = logging.getLogger(__name__)
+
+THREADS_ENV = "INPAINT_STUDIO_THREADS"
 
 # every runner thread ever started, so tests can fail on threads left running
 LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
@@ -31,27 +33,32 @@ LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
 
 @dataclass
 class Task:
-    """One engine run: what to run and the part of the image its outputs can change."""
+    """One engine run. ``make_request`` and ``prepare`` run on the worker thread, so heavy
+    work (flattening the layers, cropping and converting outputs) never blocks the GUI."""
 
     job_id: int
     engine: Engine
-    request: Request
-    crop: Rect  # the bounding box of the mask: outside it every output equals the input
+    make_request: Callable[[], Request]
+    prepare: Callable[[Any], Any]  # event -> what is sent to the GUI thread (e.g. a cropped copy)
     cancel_flag: threading.Event
 
     def is_cancelled(self) -> bool:
         return self.cancel_flag.is_set()
 
 
-def crop_event(event: Any, crop: Rect) -> Any:
-    """The event with its images cut to ``crop`` (a copy, so the full-size array can be freed)."""
-    sl = crop.slices
-    if isinstance(event, Preview):
-        overlay = None if event.overlay is None else np.ascontiguousarray(event.overlay[sl])
-        return replace(event, image=np.ascontiguousarray(event.image[sl]), overlay=overlay)
-    if isinstance(event, (Variant, Result)):
-        return replace(event, image=np.ascontiguousarray(event.image[sl]))
-    return event
+def ui_threads() -> int:
+    """Compute threads for models: all cores but one, which stays free for the window."""
+    env = os.environ.get(THREADS_ENV)
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def configure_threads() -> None:
+    """Limit torch's CPU threads (when torch is loaded) so painting stays fluid during a run."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != ui_threads():
+        torch.set_num_threads(ui_threads())
 
 
 class _Worker(QObject):
@@ -60,6 +67,15 @@ class _Worker(QObject):
     event = Signal(int, object)  # job id, Progress / Preview / Variant / Result (cropped)
     finished = Signal(int, str, str)  # job id, "done" | "cancelled" | "failed", error text
 
+    @Slot()
+    def warm_up(self) -> None:
+        """Load torch on this thread ahead of the first fill, while the person is not busy yet."""
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return
+        configure_threads()
+
     @Slot(object)
     def run(self, task: Task) -> None:
         status, error = "done", ""
@@ -67,15 +83,14 @@ class _Worker(QObject):
         try:
             if task.is_cancelled():
                 raise Cancelled()
-            events = task.engine.run(task.request, task.is_cancelled)
+            configure_threads()
+            events = task.engine.run(task.make_request(), task.is_cancelled)
             for ev in events:
                 if task.is_cancelled():
                     raise Cancelled()
-                if isinstance(ev, (Preview, Variant, Result)):
-                    ev = crop_event(ev, task.crop)
-                elif not isinstance(ev, Progress):
+                if not isinstance(ev, (Progress, Preview, Variant, Result)):
                     continue
-                self.event.emit(task.job_id, ev)
+                self.event.emit(task.job_id, task.prepare(ev))
         except Cancelled:
             status = "cancelled"
         except EngineError as err:
@@ -100,6 +115,7 @@ class Runner(QObject):
     event = Signal(int, object)
     finished = Signal(int, str, str)
     _start = Signal(object)
+    _warm = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -108,6 +124,7 @@ class Runner(QObject):
         self._worker = _Worker()
         self._worker.moveToThread(self._thread)
         self._start.connect(self._worker.run)
+        self._warm.connect(self._worker.warm_up)
         self._worker.event.connect(self.event)
         self._worker.finished.connect(self._on_finished)
         self._current: Task | None = None
@@ -129,6 +146,11 @@ class Runner(QObject):
             raise RuntimeError("the runner was shut down")
         self._current = task
         self._start.emit(task)
+
+    def warm_up(self) -> None:
+        """Import the model library on the worker thread now rather than at the first fill."""
+        if self._thread.isRunning():
+            self._warm.emit()
 
     def cancel(self) -> None:
         if self._current is not None:

@@ -12,7 +12,8 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayo
 
 from .canvas import Canvas
 from .display import OverlayPixels
-from .fill import FillController, FillJob, StepFrame, short_title
+from .fill import FillController
+from .jobs import FillJob, StepFrame, short_title
 
 
 class StepsPanel(QWidget):
@@ -106,13 +107,13 @@ class StepsPanel(QWidget):
         job = self.job
         if job is None or not 0 <= position < len(job.previews) or job.document is not self.canvas.document:
             return False
-        overlay = self._cache.get(position)
-        if overlay is None:
-            frame = job.previews[position]
-            tint = frame.overlay if self.show_tint.isChecked() else None
-            overlay = OverlayPixels(job.document.shape, job.crop, frame.image, job.mask_crop, tint=tint)
-            self._cache[position] = overlay
         frame = job.previews[position]
+        overlay = frame.display if self.show_tint.isChecked() or frame.overlay is None else None
+        if overlay is None:
+            overlay = self._cache.get(position)
+        if overlay is None:  # the plain (untinted) version is made here, on request
+            overlay = OverlayPixels(job.document.shape, job.crop, frame.image, job.mask_crop)
+            self._cache[position] = overlay
         self.canvas.set_overlay(overlay, f"Step {frame.step} of {frame.steps}", owner=self)
         return True
 

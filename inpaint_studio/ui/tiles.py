@@ -33,13 +33,14 @@ def level_for_scale(scale: float) -> int:
 
 
 class _Tile:
-    __slots__ = ("buf", "image", "dirty", "frame")
+    __slots__ = ("buf", "image", "dirty", "frame", "opaque")
 
     def __init__(self) -> None:
         self.buf: np.ndarray | None = None  # None: fully transparent
         self.image: QImage | None = None
         self.dirty: Rect | None = None  # image-space part to re-render
         self.frame = 0
+        self.opaque = False  # every pixel fully opaque: nothing below it shows
 
 
 class TileCache:
@@ -77,6 +78,14 @@ class TileCache:
 
     def image(self, level: int, tx: int, ty: int) -> QImage | None:
         """The tile ready to draw (None when it is fully transparent)."""
+        return self.tile(level, tx, ty).image
+
+    def is_opaque(self, level: int, tx: int, ty: int) -> bool:
+        """Whether the tile (already fetched this frame) covers everything below it."""
+        tile = self._tiles.get((level, tx, ty))
+        return tile is not None and tile.opaque
+
+    def tile(self, level: int, tx: int, ty: int) -> _Tile:
         key = (level, tx, ty)
         tile = self._tiles.get(key)
         if tile is None:
@@ -90,7 +99,7 @@ class TileCache:
             if tile.dirty is not None:
                 self._refresh(tile, level, self.tile_region(level, tx, ty))
         tile.frame = self._frame
-        return tile.image
+        return tile
 
     def invalidate(self, rect: Rect | None = None) -> None:
         """Mark ``rect`` (None: everything) as changed; cached tiles re-render it when next drawn."""
@@ -151,8 +160,13 @@ class TileCache:
         view = tile.buf[oy : oy + h, ox : ox + w]
         if out is None:
             view[...] = 0
+            tile.opaque = False
         else:
             view[...] = out[: view.shape[0], : view.shape[1]]
+            if tile.opaque:
+                tile.opaque = bool(view[..., 3].min() == 255)
+            elif out[..., 3].min() == 255:
+                tile.opaque = bool(tile.buf[..., 3].min() == 255)
 
     def _set_buffer(self, tile: _Tile, buf: np.ndarray | None) -> None:
         if tile.buf is not None:
@@ -160,7 +174,9 @@ class TileCache:
         tile.buf = buf
         if buf is None:
             tile.image = None
+            tile.opaque = False
             return
+        tile.opaque = bool(buf[..., 3].min() == 255)
         self._bytes += buf.nbytes
         h, w = buf.shape[:2]
         # the QImage shares the numpy buffer: in-place updates of ``buf`` show without a copy

@@ -7,12 +7,13 @@ It may draw decorations (brush outline, lasso path) in widget coordinates.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
 
 from ..core import masks as mask_ops
 from ..core.document import MASK, Document, PixelEditSession
@@ -80,6 +81,30 @@ class Tool:
 
 
 # ---------------------------------------------------------------------------------- brushes
+OUTLINE_CACHE_RADIUS = 600.0
+
+
+@functools.lru_cache(maxsize=8)
+def _outline_pixmap(radius: float, dpr: float) -> QPixmap:
+    """The brush outline (white circle in a dark rim, a cross when tiny), drawn once per size."""
+    side = int(math.ceil(2 * radius + 16))
+    pm = QPixmap(int(side * dpr), int(side * dpr))
+    pm.setDevicePixelRatio(dpr)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    c = QPointF(side / 2, side / 2)
+    p.setPen(QPen(QColor(0, 0, 0, 200), 3.0))
+    p.drawEllipse(c, radius, radius)
+    p.setPen(QPen(QColor(255, 255, 255, 235), 1.2))
+    p.drawEllipse(c, radius, radius)
+    if radius < 5:  # too small to aim with: add a cross
+        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            p.drawLine(QPointF(c.x() + 2 * dx, c.y() + 2 * dy), QPointF(c.x() + 6 * dx, c.y() + 6 * dy))
+    p.end()
+    return pm
+
+
 class BrushTool(Tool):
     """Round dabs along the mouse path; one undo step per stroke. Shift-click draws a line."""
 
@@ -156,20 +181,19 @@ class BrushTool(Tool):
         if self.hover is None:
             return
         r = self.brush.size * canvas.scale / 2.0
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.setPen(QPen(QColor(0, 0, 0, 200), 3.0))
-        painter.drawEllipse(self.hover, r, r)
-        painter.setPen(QPen(QColor(255, 255, 255, 230), 1.2))
-        painter.drawEllipse(self.hover, r, r)
-        if r < 5:  # too small to aim with: add a cross
-            c = self.hover
-            painter.drawLine(QPointF(c.x() - 6, c.y()), QPointF(c.x() - 2, c.y()))
-            painter.drawLine(QPointF(c.x() + 2, c.y()), QPointF(c.x() + 6, c.y()))
-            painter.drawLine(QPointF(c.x(), c.y() - 6), QPointF(c.x(), c.y() - 2))
-            painter.drawLine(QPointF(c.x(), c.y() + 2), QPointF(c.x(), c.y() + 6))
-        painter.restore()
+        if r <= OUTLINE_CACHE_RADIUS:
+            pm = _outline_pixmap(round(r * 4) / 4, painter.device().devicePixelRatioF())
+            half = pm.width() / pm.devicePixelRatioF() / 2
+            painter.drawPixmap(QPointF(self.hover.x() - half, self.hover.y() - half), pm)
+        else:  # huge outlines: drawn directly (a cached pixmap would be bigger than the screen)
+            painter.save()
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(QColor(0, 0, 0, 200), 1.0))
+            painter.drawEllipse(self.hover, r + 1, r + 1)
+            painter.setPen(QPen(QColor(255, 255, 255, 230), 1.0))
+            painter.drawEllipse(self.hover, r, r)
+            painter.restore()
 
     def decoration_rect(self, canvas: Canvas) -> QRectF | None:
         if self.hover is None:

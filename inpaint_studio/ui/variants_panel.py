@@ -25,7 +25,8 @@ from ..engines.base import EngineError
 from . import theme
 from .canvas import Canvas
 from .display import OverlayPixels
-from .fill import FillController, FillJob, VariantFrame, short_title
+from .fill import FillController
+from .jobs import FillJob, VariantFrame, short_title
 
 THUMB = 96
 INDEX_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -111,7 +112,8 @@ class VariantsPanel(QWidget):
     def _on_variant(self, job: FillJob, frame: VariantFrame) -> None:
         if job is not self.job:
             return
-        item = QListWidgetItem(QIcon(rgb_pixmap(frame.image)), f"{frame.index + 1}")
+        thumb = frame.thumb if frame.thumb is not None else frame.image
+        item = QListWidgetItem(QIcon(rgb_pixmap(thumb)), f"{frame.index + 1}")
         item.setData(INDEX_ROLE, frame.index)
         item.setToolTip(f"Variant {frame.index + 1} · seed {frame.seed}")
         self.list.addItem(item)
@@ -169,7 +171,7 @@ class VariantsPanel(QWidget):
         job, frame = self.job, self._frame(index)
         if job is None or frame is None or job.document is not self.canvas.document:
             return False
-        overlay = self._overlays.get(index)
+        overlay = frame.display or self._overlays.get(index)
         if overlay is None:
             overlay = OverlayPixels(job.document.shape, job.crop, frame.image, job.mask_crop)
             self._overlays[index] = overlay

@@ -267,5 +267,5 @@ def test_settings_form_values_reach_the_request_and_are_remembered(window, qtbot
     paint_square(window)
     job = window.fill()
     wait_job(qtbot, window)
-    assert job.request.params["radius"] == 9 and job.request.params["method"] == "ns"
+    assert job.params["radius"] == 9 and job.params["method"] == "ns"
     assert window.document.layers[-1].meta["params"]["radius"] == 9

@@ -1,0 +1,168 @@
+"""Fill jobs as data (krita-ai-diffusion's job model): what was asked and what came back.
+
+A :class:`FillJob` is a snapshot of the request (mask, settings and a copy of the visible
+layers, taken when Fill was pressed) plus everything the run produced, cropped to the mask's
+bounding box so that browsing previews and variants after the run costs little memory.
+
+:func:`build_request` and :func:`prepare_event` run on the worker thread: flattening the layers,
+cropping, premultiplying overlays and making thumbnails never block the window. Nothing here
+touches Qt.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..core.compositing import composite_rgb
+from ..core.document import Document
+from ..core.geometry import Rect
+from ..core.layers import Layer
+from ..engines.base import Preview, Request, Result, Variant
+from .display import OverlayPixels
+
+THUMB_PIXELS = 192  # thumbnails are made at this size (shown at half of it, crisp on HiDPI)
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class StepFrame:
+    step: int
+    steps: int
+    image: np.ndarray  # RGB, the job's crop
+    overlay: np.ndarray | None  # uint8, 255 = still undecided
+    display: OverlayPixels | None = None  # ready to draw (with the undecided part tinted)
+
+
+@dataclass
+class VariantFrame:
+    index: int
+    seed: int
+    meta: Mapping[str, Any]
+    image: np.ndarray  # RGB, the job's crop
+    display: OverlayPixels | None = None
+    thumb: np.ndarray | None = None  # small RGB
+
+
+@dataclass
+class ResultFrame:
+    image: np.ndarray  # RGB, the job's crop
+    meta: Mapping[str, Any]
+    layer_pixels: np.ndarray | None = None  # the result layer's RGBA, made on the worker
+
+
+@dataclass
+class FillJob:
+    """One fill: what was asked (a snapshot of the mask and settings) and everything it yielded."""
+
+    engine_id: str
+    engine_title: str
+    document: Document
+    mask: np.ndarray
+    crop: Rect
+    prompt: str = ""
+    seed: int = 0
+    variants_asked: int = 1
+    params: Mapping[str, Any] = field(default_factory=dict)
+    id: int = field(default_factory=lambda: next(_ids))
+    status: str = "queued"  # queued | running | done | failed | cancelled
+    previews: list[StepFrame] = field(default_factory=list)
+    variants: list[VariantFrame] = field(default_factory=list)
+    result: ResultFrame | None = None
+    progress: tuple[int, int, str] = (0, 0, "")
+    error: str = ""
+    landed: list[str] = field(default_factory=list)  # ids of result layers made from this job
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    cancel_flag: threading.Event = field(default_factory=threading.Event)
+    snapshot: tuple[Layer, ...] = ()  # the visible layers when the fill was asked for
+
+    @property
+    def mask_crop(self) -> np.ndarray:
+        return self.mask[self.crop.slices]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed", "cancelled")
+
+    def release_snapshot(self) -> None:
+        self.snapshot = ()
+
+    def layer_pixels(self, crop_rgb: np.ndarray) -> np.ndarray:
+        """The RGBA of a result layer: the fill inside the crop, alpha = the mask."""
+        rgba = np.zeros((*self.mask.shape, 4), np.uint8)
+        rgba[self.crop.slices][..., :3] = crop_rgb
+        rgba[..., 3] = self.mask
+        return rgba
+
+
+def mask_bbox(mask: np.ndarray) -> Rect:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return Rect(0, 0, 0, 0)
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    return Rect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+
+def short_title(title: str) -> str:
+    return title.split(" (")[0].strip()
+
+
+def visible_layers_snapshot(doc: Document) -> tuple[Layer, ...]:
+    """Copies of the visible layers' pixels (a memory copy; the blending happens on the worker)."""
+    return tuple(
+        Layer(ly.name, ly.kind, ly.pixels.copy(), True, ly.opacity, id=ly.id)
+        for ly in doc.layers
+        if ly.visible and ly.opacity > 0
+    )
+
+
+# ------------------------------------------------------------------------ worker thread side
+def build_request(job: FillJob) -> Request:
+    """What the engine sees: the visible layers flattened over white (``Document.composite``)
+    with the mask as it was when Fill was pressed. The layer copies are dropped afterwards."""
+    image = composite_rgb(job.snapshot, job.mask.shape)
+    job.release_snapshot()
+    return Request(
+        image=image,
+        mask=job.mask,
+        prompt=job.prompt,
+        seed=job.seed,
+        variants=job.variants_asked,
+        params=dict(job.params),
+    )
+
+
+def thumbnail(rgb: np.ndarray, size: int = THUMB_PIXELS) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    f = min(1.0, size / max(h, w))
+    if f >= 1.0:
+        return np.ascontiguousarray(rgb)
+    return cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def prepare_event(job: FillJob, ev: object) -> object:
+    """Turn an engine event into what the panels use, on the worker: crops, overlays, thumbs."""
+    sl = job.crop.slices
+    shape = job.mask.shape
+    if isinstance(ev, Preview):
+        image = np.ascontiguousarray(ev.image[sl])
+        overlay = None if ev.overlay is None else np.ascontiguousarray(ev.overlay[sl])
+        display = OverlayPixels(shape, job.crop, image, job.mask_crop, tint=overlay)
+        return StepFrame(ev.step, ev.steps, image, overlay, display)
+    if isinstance(ev, Variant):
+        image = np.ascontiguousarray(ev.image[sl])
+        display = OverlayPixels(shape, job.crop, image, job.mask_crop)
+        return VariantFrame(ev.index, ev.seed, dict(ev.meta), image, display, thumbnail(image))
+    if isinstance(ev, Result):
+        image = np.ascontiguousarray(ev.image[sl])
+        pixels = job.layer_pixels(image) if job.variants_asked <= 1 else None
+        return ResultFrame(image, dict(ev.meta), pixels)
+    return ev
