@@ -188,7 +188,7 @@ def _train(
     ddp: dict[str, nn.Module] = {}
     if info.enabled:
         trained = {n for ph in phases for n in ph.modules}
-        for n in trained:
+        for n in [n for n in modules if n in trained]:  # the same order on every rank (sets are not)
             ddp[n] = DDP(
                 modules[n],
                 device_ids=[device.index] if device.type == "cuda" else None,

@@ -13,7 +13,9 @@ Rules for :meth:`Task.loss` (they keep DDP and gradient accumulation correct):
   * use ``nets[name]``: modules trained in this phase arrive wrapped (DDP) with gradients on,
     the others arrive bare with gradients off;
   * call each trained net at most ONCE per call (concatenate real and fake batches for a
-    discriminator), and return one scalar loss for the micro-batch.
+    discriminator), and return one scalar loss for the micro-batch;
+  * every parameter of a trained net must take part in that loss: a penalty that leaves some out
+    (R1 never reaches a critic's last bias) adds ``0 * output.mean()``, as StyleGAN2 does.
 """
 
 from __future__ import annotations

@@ -257,8 +257,10 @@ class InpNetTask(Task):
             return losses.d_loss(real, fake, o.adv_loss), {"real": real.mean(), "fake": fake.mean()}
         if phase == "Dreg":
             real = torch.cat([image, mask], 1).detach().requires_grad_(True)
-            r1 = losses.r1_penalty(nets["discriminator"](real), real)
-            return r1 * (o.r1_gamma / 2) * o.r1_interval, {"r1": r1}
+            logits = nets["discriminator"](real)
+            r1 = losses.r1_penalty(logits, real)
+            # "+ 0 * logits": the last bias gets no R1 gradient; DDP needs every parameter in the graph
+            return r1 * (o.r1_gamma / 2) * o.r1_interval + 0.0 * logits.mean(), {"r1": r1}
         raise ValueError(f"unknown phase {phase!r}")
 
     # ---------------------------------------------------------------- evaluation / export
