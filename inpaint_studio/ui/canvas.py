@@ -39,7 +39,8 @@ from .tools import Tool, ToolEvent
 log = logging.getLogger(__name__)
 
 MIN_SCALE, MAX_SCALE = 0.01, 64.0
-SMOOTH_BELOW = 2.0  # scales under this are drawn with bilinear filtering (when not moving)
+SMOOTH_BELOW = 2.0
+RENDER_BUDGET_S = 0.03  # rendering per paint before coarser cached tiles stand in for the rest  # scales under this are drawn with bilinear filtering (when not moving)
 
 
 class Canvas(QWidget):
@@ -76,6 +77,8 @@ class Canvas(QWidget):
         self._checker = _checker_brush()
         self.empty_text = ""
         self.paint_ms = 0.0  # last paint time, for the benchmark
+        self._deadline = 0.0
+        self._pending = False
         self.last_paint_rect = QRect()  # what the last paint covered, for tests
 
     # ------------------------------------------------------------------ document
@@ -353,6 +356,8 @@ class Canvas(QWidget):
         self.paint_ms = (perf_counter() - t0) * 1000.0
 
     def _paint(self, painter: QPainter, area: QRect) -> None:
+        self._deadline = perf_counter() + RENDER_BUDGET_S
+        self._pending = False
         doc = self._doc
         if doc is None or self._composite is None:
             painter.fillRect(area, self.background)
@@ -384,6 +389,8 @@ class Canvas(QWidget):
             self._draw_badge(painter, "Before" if self._compare else self._overlay_label)
         if self._tool is not None and not self._space and self._pan_from is None:
             self._tool.paint(self, painter)
+        if self._pending:  # some tiles showed a coarser stand-in: render more on the next paint
+            QTimer.singleShot(0, self.update)
 
     def _layers_to_draw(self, doc: Document) -> list[TileCache]:
         if self._compare and self._before is not None:
@@ -399,23 +406,43 @@ class Canvas(QWidget):
         self, painter: QPainter, cache: TileCache, level: int, image_area: Rect, clip: QRect, smooth: bool
     ) -> None:
         """The bottom source, with the checkerboard only behind tiles that have transparency."""
-        cache.begin_frame()
-        for tx, ty in cache.tiles_in(level, image_area):
-            image = cache.image(level, tx, ty)
-            target = self._snap_rect(cache.tile_region(level, tx, ty))
-            if not cache.is_opaque(level, tx, ty):
-                painter.fillRect(target.intersected(clip), self._checker)
-            if image is not None:
-                _blit(painter, target, image, clip, smooth)
+        self._draw_tiles(painter, cache, level, image_area, clip, smooth, base=True)
 
     def _draw_cache(
         self, painter: QPainter, cache: TileCache, level: int, image_area: Rect, clip: QRect, smooth: bool
     ) -> None:
+        self._draw_tiles(painter, cache, level, image_area, clip, smooth, base=False)
+
+    def _draw_tiles(
+        self,
+        painter: QPainter,
+        cache: TileCache,
+        level: int,
+        image_area: Rect,
+        clip: QRect,
+        smooth: bool,
+        base: bool,
+    ) -> None:
+        """Draw the tiles in view. Tiles that need rendering are rendered until this paint's time
+        budget is spent; after that a coarser cached tile stands in and another paint follows."""
         cache.begin_frame()
         for tx, ty in cache.tiles_in(level, image_area):
+            target = self._snap_rect(cache.tile_region(level, tx, ty))
+            if not cache.ready(level, tx, ty) and perf_counter() > self._deadline:
+                stand_in = cache.stand_in(level, tx, ty)
+                if stand_in is not None:
+                    self._pending = True
+                    if base:
+                        painter.fillRect(target.intersected(clip), self._checker)
+                    image, source = stand_in
+                    if image is not None:
+                        painter.drawImage(QRectF(target), image, source)
+                    continue
             image = cache.image(level, tx, ty)
+            if base and not cache.is_opaque(level, tx, ty):
+                painter.fillRect(target.intersected(clip), self._checker)
             if image is not None:
-                _blit(painter, self._snap_rect(cache.tile_region(level, tx, ty)), image, clip, smooth)
+                _blit(painter, target, image, clip, smooth)
 
     def _draw_badge(self, painter: QPainter, text: str) -> None:
         painter.save()

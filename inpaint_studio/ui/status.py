@@ -55,6 +55,15 @@ class StatusBar(QStatusBar):
         self.zoom.setMenu(menu)
         for w in (self.progress_text, self.progress, self.cancel, self.cursor, self.size_label, self.zoom):
             self.addPermanentWidget(w)
+        for w in (self.progress, self.cancel):
+            # showing the run's widgets must not re-lay out (and repaint) the whole window
+            policy = w.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            w.setSizePolicy(policy)
+        self.progress_text.setMinimumWidth(120)
+        policy = self.progress_text.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress_text.setSizePolicy(policy)
         self.set_zoom(None)
 
     def set_zoom(self, scale: float | None) -> None:

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 import numpy as np
+from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage
 
 from ..core.geometry import Rect
@@ -79,6 +80,31 @@ class TileCache:
     def image(self, level: int, tx: int, ty: int) -> QImage | None:
         """The tile ready to draw (None when it is fully transparent)."""
         return self.tile(level, tx, ty).image
+
+    def ready(self, level: int, tx: int, ty: int) -> bool:
+        """Whether the tile can be drawn without rendering anything."""
+        tile = self._tiles.get((level, tx, ty))
+        return tile is not None and tile.dirty is None
+
+    def stand_in(
+        self, level: int, tx: int, ty: int, levels_up: int = 4
+    ) -> tuple[QImage | None, QRectF] | None:
+        """A cached coarser tile covering this one, and the part of it that does: something to
+        show at once while the sharp tile waits its turn (None when there is nothing)."""
+        region = self.tile_region(level, tx, ty)
+        for k in range(1, levels_up + 1):
+            up = level + k
+            if up > MAX_LEVEL:
+                break
+            tile = self._tiles.get((up, tx >> k, ty >> k))
+            if tile is None:
+                continue
+            tile.frame = self._frame
+            parent = self.tile_region(up, tx >> k, ty >> k)
+            f = float(1 << up)
+            source = QRectF((region.x - parent.x) / f, (region.y - parent.y) / f, region.w / f, region.h / f)
+            return tile.image, source
+        return None
 
     def is_opaque(self, level: int, tx: int, ty: int) -> bool:
         """Whether the tile (already fetched this frame) covers everything below it."""

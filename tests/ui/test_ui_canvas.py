@@ -311,3 +311,21 @@ def test_tile_cache_rerenders_only_dirty_parts():
     assert data.sum() == 0
     assert level_for_scale(1.0) == 0 and level_for_scale(0.5) == 1 and level_for_scale(0.3) == 1
     assert level_for_scale(0.2) == 2 and level_for_scale(4.0) == 0
+
+
+def test_zooming_shows_coarser_tiles_first_then_refines(window, qtbot, monkeypatch):
+    import inpaint_studio.ui.canvas as canvas_module
+
+    canvas = window.canvas
+    canvas._composite.clear()
+    canvas.zoom_to(0.2)
+    canvas.repaint()  # only level 2 tiles are cached now
+    monkeypatch.setattr(canvas_module, "RENDER_BUDGET_S", -1.0)
+    canvas.zoom_to(1.0)
+    canvas.repaint()
+    assert canvas._pending, "no time budget left: the coarse tiles stand in"
+    monkeypatch.setattr(canvas_module, "RENDER_BUDGET_S", 0.03)
+    qtbot.waitUntil(lambda: not canvas._pending, timeout=3000)
+    doc = window.document
+    c = canvas.grab().toImage().pixelColor(widget_point(canvas, 50.2, 50.2))
+    assert (c.red(), c.green(), c.blue()) == tuple(int(v) for v in doc.layers[0].pixels[50, 50, :3])
