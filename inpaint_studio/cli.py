@@ -326,7 +326,7 @@ def cmd_import(argv: Sequence[str]) -> int:
         "into the model store as safetensors. Pickles are read without executing anything.",
     )
     p.add_argument("engine", help="engine the weights are for")
-    p.add_argument("checkpoint", type=Path, help="checkpoint file")
+    p.add_argument("checkpoint", type=Path, help="checkpoint file, or the folder a release unpacked into")
     p.add_argument("--name", help="name in the model store (default: the file's stem)")
     p.add_argument("--out", type=Path, help="write the weights folder here instead of the model store")
     args = p.parse_args(argv)
@@ -334,8 +334,8 @@ def cmd_import(argv: Sequence[str]) -> int:
         cls = registry.engine_class(args.engine)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if not args.checkpoint.is_file():
-        raise UsageError(f"{args.checkpoint}: no such file")
+    if not args.checkpoint.exists():
+        raise UsageError(f"{args.checkpoint}: no such file or folder")
     dest = args.out or store_dir(cls.info.id) / (args.name or args.checkpoint.stem)
     try:
         written = cls.import_weights(args.checkpoint, dest)
