@@ -149,7 +149,11 @@ class SafeUnpickler(pickle.Unpickler):
 
             return super().find_class(module, name)
         root = module.split(".")[0]
-        if root in _DANGEROUS_MODULES or module.startswith("torch"):
+        if module.startswith("torch.nn.modules."):
+            # Container/layer classes (ModuleList, Sequential...) of a pickled network, as in
+            # StyleGAN-style .pkl files: keep their pickled state, never build the real class.
+            return type(name, (Opaque,), {"opaque_name": f"{module}.{name}"})
+        if root in _DANGEROUS_MODULES or root == "torch":  # (not "torch_utils", StyleGAN's helpers)
             raise UnsafeCheckpointError(
                 f"checkpoint refers to {module}.{name}, which could run code; refusing to load it"
             )

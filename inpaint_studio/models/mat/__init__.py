@@ -2,7 +2,15 @@
 
 from .config import DiscriminatorConfig, MatConfig
 from .generator import Encoding, FillOutput, MatGenerator, SynthesisNetwork
-from .randomness import KeepMaps, SampleStreams, draw_keep_maps, seeded_generator, variant_seed
+from .randomness import (
+    KeepMaps,
+    SampleStreams,
+    VariantInputs,
+    draw_keep_maps,
+    seeded_generator,
+    variant_inputs,
+    variant_seed,
+)
 
 __all__ = [
     "DiscriminatorConfig",
@@ -13,7 +21,9 @@ __all__ = [
     "MatGenerator",
     "SampleStreams",
     "SynthesisNetwork",
+    "VariantInputs",
     "draw_keep_maps",
     "seeded_generator",
+    "variant_inputs",
     "variant_seed",
 ]

@@ -30,6 +30,7 @@ class Stage1Encoding:
     token_skips: list[torch.Tensor]  # outputs of the transformer layers above the bottleneck
     tokens: torch.Tensor  # (B, N, C) bottleneck layer output, before the noise mix
     size: tuple[int, int]  # bottleneck token grid (H, W)
+    channels_last: bool  # memory format of the feature maps (follows the input image)
 
 
 class DecStyleBlock(nn.Module):
@@ -102,6 +103,7 @@ class FirstStage(nn.Module):
 
     def encode(self, image: torch.Tensor, mask: torch.Tensor) -> Stage1Encoding:
         """Image in [-1, 1] and mask (1 = known) -> the latent-independent part of the stage."""
+        channels_last = not image.is_contiguous()
         x = torch.cat([mask - 0.5, image * mask], dim=1)
         x, feat_mask = self.conv_first(x, mask)
         conv_skips = [x]
@@ -114,10 +116,10 @@ class FirstStage(nn.Module):
         token_mask = feature2token(feat_mask)
         token_skips = []
         for i in range(self.mid):
-            tokens, size, token_mask = self.tran[i](tokens, size, token_mask)
+            tokens, size, token_mask = self.tran[i](tokens, size, token_mask, channels_last)
             token_skips.append(tokens)
-        tokens, size, _ = self.tran[self.mid](tokens, size, None)
-        return Stage1Encoding(conv_skips, token_skips, tokens, size)
+        tokens, size, _ = self.tran[self.mid](tokens, size, None, channels_last)
+        return Stage1Encoding(conv_skips, token_skips, tokens, size, channels_last)
 
     def decode(
         self,
@@ -140,18 +142,18 @@ class FirstStage(nn.Module):
         keep_map = keep_map.to(tokens.dtype)
         x = tokens * keep_map + noise * (1 - keep_map)
         size = enc.size
-        gs = self.to_style(self.down_conv(token2feature(x, size)).flatten(start_dim=1))
+        gs = self.to_style(self.down_conv(token2feature(x, size, enc.channels_last)).flatten(start_dim=1))
         style = torch.cat([gs, ws_style], dim=1)
         if trace is not None:
             trace.update(stg1_tran_mid_tokens=tokens, stg1_ws_style=ws_style, stg1_gs=gs)
 
         for i in range(self.mid + 1, len(self.tran)):
-            x, size, _ = self.tran[i](x, size, None)
+            x, size, _ = self.tran[i](x, size, None, enc.channels_last)
             if trace is not None and i == len(self.tran) - 1:
                 trace["stg1_tran_out_tokens"] = x
             x = x + enc.token_skips[self.mid - i]
 
-        x = token2feature(x, size)
+        x = token2feature(x, size, enc.channels_last)
         img = None
         for i, block in enumerate(self.dec_conv):
             x, img = block(x, img, style, enc.conv_skips[len(self.dec_conv) - i - 1])

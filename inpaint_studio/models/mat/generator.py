@@ -10,6 +10,7 @@ common single-call case and matches the official ``Generator.forward``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,9 @@ class SynthesisNetwork(nn.Module):
     def __init__(self, config: MatConfig) -> None:
         super().__init__()
         self.config = config
+        # Runtime choice, not architecture: channels-last feature maps run faster; contiguous
+        # (NCHW) ones follow the official network's rounding most closely (the parity tests).
+        self.channels_last = True
         self.first_stage = FirstStage(config)
         self.enc = Encoder(config)
         self.to_square = FullyConnectedLayer(config.w_dim, BOTTLENECK * BOTTLENECK, activation="lrelu")
@@ -67,7 +71,9 @@ class SynthesisNetwork(nn.Module):
         """Run everything that does not depend on the latent (once per image)."""
         self._check_size(image.shape[2], image.shape[3])
         dtype = self.first_stage.conv_first.conv.weight.dtype
-        image, mask = image.to(dtype), mask.to(dtype)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        image = image.to(dtype).contiguous(memory_format=fmt)
+        mask = mask.to(dtype).contiguous(memory_format=fmt)
         return Encoding(image, mask, self.first_stage.encode(image, mask))
 
     def fill(
@@ -78,8 +84,12 @@ class SynthesisNetwork(nn.Module):
         noise_mode: str = "random",
         noise_fn: NoiseFn | None = None,
         trace: dict[str, torch.Tensor] | None = None,
+        between_stages: Callable[[], None] | None = None,
     ) -> FillOutput:
-        """Fill the encoded image once per row of ``ws`` (B, num_ws, w_dim)."""
+        """Fill the encoded image once per row of ``ws`` (B, num_ws, w_dim).
+
+        ``between_stages`` is called after the first stage (e.g. to honour a cancel request).
+        """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}")
         image, mask = enc.image, enc.mask
@@ -88,6 +98,8 @@ class SynthesisNetwork(nn.Module):
         known = image * mask
         rgb1 = self.first_stage.decode(enc.stage1, ws, keep_maps.stage1, trace)
         stage1 = rgb1 * (1 - mask) + known
+        if between_stages is not None:
+            between_stages()
         feats = self.enc(
             torch.cat([(mask - 0.5).expand(len(ws), -1, -1, -1), stage1, known.expand_as(stage1)], 1)
         )

@@ -65,3 +65,42 @@ class SampleStreams:
             raise ValueError(f"noise batch {shape[0]} does not match {len(self.generators)} sample streams")
         rows = [torch.randn(shape[1:], generator=g) for g in self.generators]
         return torch.stack(rows).to(device=device, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class VariantInputs:
+    """The random inputs of one variant; ``stream`` continues with its 'random'-mode noise."""
+
+    z: torch.Tensor  # (1, z_dim)
+    keep_maps: KeepMaps  # batch 1
+    stream: torch.Generator
+
+
+def variant_inputs(
+    seed: int,
+    index: int,
+    z_dim: int,
+    keep_shapes: tuple[tuple[int, ...], tuple[int, ...]],
+    near: tuple[int, int, float] | None = None,
+) -> VariantInputs:
+    """z, keep maps and noise stream of variant ``index`` of ``seed``.
+
+    With ``near = (ref_seed, ref_index, spread)`` the variant is a small step from that reference
+    variant ("more like this"): it keeps the reference's keep maps and noise stream and moves its
+    z by ``spread`` times a fresh direction, rescaled so that z stays at unit variance (spread 0
+    gives the reference back exactly).
+    """
+    if near is None:
+        stream = seeded_generator(variant_seed(seed, index))
+        z = torch.randn(1, z_dim, generator=stream)
+        return VariantInputs(z, draw_keep_maps(keep_shapes, stream), stream)
+    ref_seed, ref_index, spread = near
+    stream = seeded_generator(variant_seed(ref_seed, ref_index))
+    z_ref = torch.randn(1, z_dim, generator=stream)
+    maps = draw_keep_maps(keep_shapes, stream)
+    if spread == 0:
+        return VariantInputs(z_ref, maps, stream)
+    step = seeded_generator(variant_seed(seed, index, salt=f"near:{ref_seed}:{ref_index}"))
+    direction = torch.randn(1, z_dim, generator=step)
+    z = (z_ref + spread * direction) / (1.0 + spread * spread) ** 0.5
+    return VariantInputs(z, maps, stream)

@@ -25,25 +25,26 @@ def make_fir_filter() -> torch.Tensor:
     return f / f.sum()
 
 
-def fir(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int, int, int], gain: float = 1.0) -> torch.Tensor:
-    """Depthwise-filter every channel with ``f`` after zero padding ``pad`` = (left, right, top, bottom).
+def fir(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0) -> torch.Tensor:
+    """Depthwise-filter every channel with ``f`` after ``pad`` pixels of zero padding on each side.
 
-    The filter is symmetric, so convolution and correlation agree.
+    The filter is symmetric, so convolution and correlation agree. Keeps the memory format of
+    ``x`` (channels-last inputs are filtered about twice as fast on the CPU).
     """
     channels = x.shape[1]
     kernel = (f * gain).to(dtype=x.dtype, device=x.device)
     kernel = kernel[None, None].expand(channels, 1, *f.shape)
-    return F.conv2d(F.pad(x, pad), kernel, groups=channels)
+    return F.conv2d(x, kernel, padding=pad, groups=channels)
 
 
-def conv_down2(x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def conv_down2(
+    x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """Low-pass then convolve with stride 2: (H, W) -> (H/2, W/2) for 1x1 and 3x3 kernels."""
     k = weight.shape[-1]
     if k == 1:
-        x = fir(x, f, (1, 1, 1, 1))[:, :, ::2, ::2]
-        return F.conv2d(x, weight)
-    p = k // 2 + 1
-    return F.conv2d(fir(x, f, (p, p, p, p)), weight, stride=2)
+        return F.conv2d(fir(x, f, 1)[:, :, ::2, ::2], weight, bias)
+    return F.conv2d(fir(x, f, k // 2 + 1), weight, bias, stride=2)
 
 
 def conv_up2(x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,7 @@ def conv_up2(x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor) -> torch.Te
         raise ValueError("up-sampling convolutions are 3x3 in MAT")
     w = weight.transpose(0, 1).flip([2, 3])
     x = F.conv_transpose2d(x, w, stride=2)  # 2H + 1
-    return fir(x, f, (1, 1, 1, 1), gain=4.0)
+    return fir(x, f, 1, gain=4.0)
 
 
 def upsample2(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -65,13 +66,19 @@ def upsample2(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 
 def conv_resample(
-    x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    f: torch.Tensor,
+    up: int = 1,
+    down: int = 1,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Convolution with 'same' padding and optional 2x up- or down-sampling."""
+    """Convolution with 'same' padding, optional 2x up- or down-sampling, then optional bias."""
     if up == 2 and down == 1:
-        return conv_up2(x, weight, f)
+        out = conv_up2(x, weight, f)
+        return out if bias is None else out + bias.view(1, -1, 1, 1)
     if down == 2 and up == 1:
-        return conv_down2(x, weight, f)
+        return conv_down2(x, weight, f, bias)
     if up == 1 and down == 1:
-        return F.conv2d(x, weight, padding=weight.shape[-1] // 2)
+        return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
     raise ValueError(f"unsupported resampling up={up} down={down}: MAT uses factors 1 and 2")

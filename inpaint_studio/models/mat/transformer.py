@@ -18,16 +18,17 @@ from .layers import Conv2dLayer, FullyConnectedLayer
 MASKED_LOGIT = -100.0
 
 
-def token2feature(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, H*W, C) row-major tokens -> (B, C, H, W)."""
+def token2feature(x: torch.Tensor, size: tuple[int, int], channels_last: bool = True) -> torch.Tensor:
+    """(B, H*W, C) row-major tokens -> (B, C, H, W): a free channels-last view, or a contiguous copy."""
     b, _, c = x.shape
-    return x.transpose(1, 2).reshape(b, c, size[0], size[1])
+    out = x.reshape(b, size[0], size[1], c).permute(0, 3, 1, 2)
+    return out if channels_last else out.contiguous()
 
 
 def feature2token(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H*W, C) row-major tokens."""
+    """(B, C, H, W) -> (B, H*W, C) row-major tokens; free for channels-last maps."""
     b, c = x.shape[:2]
-    return x.reshape(b, c, -1).transpose(1, 2)
+    return x.permute(0, 2, 3, 1).reshape(b, -1, c)
 
 
 class PartialConv2d(nn.Module):
@@ -226,9 +227,13 @@ class PatchResample(nn.Module):
         self.down = down
 
     def forward(
-        self, x: torch.Tensor, size: tuple[int, int], mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        size: tuple[int, int],
+        mask: torch.Tensor | None = None,
+        channels_last: bool = True,
     ) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor | None]:
-        feat = token2feature(x, size)
+        feat = token2feature(x, size, channels_last)
         mask_map = token2feature(mask, size) if mask is not None else None
         feat, mask_map = self.conv(feat, mask_map)
         size = (feat.shape[2], feat.shape[3])
@@ -262,14 +267,18 @@ class TransformerLayer(nn.Module):
         self.conv = PartialConv2d(dim, dim, 3, activation="lrelu")
 
     def forward(
-        self, x: torch.Tensor, size: tuple[int, int], mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        size: tuple[int, int],
+        mask: torch.Tensor | None = None,
+        channels_last: bool = True,
     ) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor | None]:
         if self.downsample is not None:
-            x, size, mask = self.downsample(x, size, mask)
+            x, size, mask = self.downsample(x, size, mask, channels_last)
         identity = x
         for block in self.blocks:
             x, mask = block(x, size, mask)
         mask_map = token2feature(mask, size) if mask is not None else None
-        feat, mask_map = self.conv(token2feature(x, size), mask_map)
+        feat, mask_map = self.conv(token2feature(x, size, channels_last), mask_map)
         x = feature2token(feat) + identity
         return x, size, feature2token(mask_map) if mask_map is not None else None
