@@ -67,7 +67,7 @@ class EnginePanel(QWidget):
         self.combo.setModel(QStandardItemModel(self.combo))
         self.combo.currentIndexChanged.connect(self._on_combo)
         self.refresh_button = QToolButton(self)
-        self.refresh_button.setIcon(theme.icon("mdi6.refresh"))
+        theme.set_icon(self.refresh_button, "mdi6.refresh")
         self.refresh_button.setToolTip("Look for engines and weights again")
         self.refresh_button.setAutoRaise(True)
         self.refresh_button.clicked.connect(lambda: self.refresh(keep=True))
@@ -85,11 +85,14 @@ class EnginePanel(QWidget):
         self.reason = QLabel(self.fix_box)
         self.reason.setWordWrap(True)
         self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.weights_button = QPushButton(theme.icon("mdi6.folder-search-outline"), "Use weights folder…")
+        self.weights_button = QPushButton("Use weights folder…")
+        theme.set_icon(self.weights_button, "mdi6.folder-search-outline")
         self.weights_button.clicked.connect(self.choose_weights_folder)
-        self.import_button = QPushButton(theme.icon("mdi6.file-import-outline"), "Import checkpoint…")
+        self.import_button = QPushButton("Import checkpoint…")
+        theme.set_icon(self.import_button, "mdi6.file-import-outline")
         self.import_button.clicked.connect(self.import_checkpoint)
-        self.train_button = QPushButton(theme.icon("mdi6.school-outline"), "How to train…")
+        self.train_button = QPushButton("How to train…")
+        theme.set_icon(self.train_button, "mdi6.school-outline")
         self.train_button.clicked.connect(self.show_training)
         fix = QVBoxLayout(self.fix_box)
         fix.addWidget(self.reason)
@@ -118,7 +121,7 @@ class EnginePanel(QWidget):
         self.seed.setValue(settings.get("engine/seed", 1234))
         self.seed.setToolTip("The same seed, settings and mask give the same fill")
         self.dice = QToolButton(self)
-        self.dice.setIcon(theme.icon("mdi6.dice-5"))
+        theme.set_icon(self.dice, "mdi6.dice-5")
         self.dice.setToolTip("A new random seed")
         self.dice.setAutoRaise(True)
         self.dice.clicked.connect(self.roll_seed)
@@ -153,7 +156,18 @@ class EnginePanel(QWidget):
         self.fill_button.setDefaultAction(fill_action)
         self.fill_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.fill_button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.fill_button.setMinimumHeight(34)
+        self.fill_button.setMinimumHeight(36)
+        font = self.fill_button.font()
+        font.setBold(True)
+        self.fill_button.setFont(font)
+        self.fill_button.setObjectName("fill_button")
+        self.fill_button.setStyleSheet(
+            "#fill_button { background: #2f6fd0; color: white; border: 1px solid #2559a8;"
+            " border-radius: 5px; padding: 4px 12px; }"
+            "#fill_button:hover { background: #3a7ee0; }"
+            "#fill_button:pressed { background: #2559a8; }"
+            "#fill_button:disabled { background: #7d8796; color: #e8e8e8; border-color: #6b7482; }"
+        )
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)

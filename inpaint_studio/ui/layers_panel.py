@@ -35,7 +35,6 @@ from PySide6.QtWidgets import (
 
 from ..core.document import MASK, Document
 from ..core.geometry import Rect
-from . import theme
 
 MIME = "application/x-inpaint-studio-layer"
 THUMB = 40
@@ -46,11 +45,18 @@ OPACITY_ROLE = Qt.ItemDataRole.UserRole + 3
 KIND_TITLES = {"image": "Image layer", "paint": "Paint layer", "result": "Fill result", MASK: "Fill mask"}
 
 
-def thumbnail(pixels: np.ndarray, size: int = THUMB) -> QPixmap:
-    """A small preview over a checkerboard (subsampled first: cheap even for 8000x6000)."""
+def thumbnail(pixels: np.ndarray, size: int = THUMB, tint: tuple[int, int, int] | None = None) -> QPixmap:
+    """A small preview over a checkerboard (subsampled first: cheap even for 8000x6000).
+
+    A mask (HxW) with ``tint`` is shown as that colour, as opaque as the mask."""
     h, w = pixels.shape[:2]
     step = max(1, max(h, w) // (size * 4))
     small = pixels[::step, ::step]
+    if small.ndim == 2 and tint is not None:
+        rgba = np.empty((*small.shape, 4), np.uint8)
+        rgba[..., :3] = tint
+        rgba[..., 3] = small
+        small = rgba
     sh, sw = small.shape[:2]
     f = size / max(sh, sw)
     tw, th = max(1, round(sw * f)), max(1, round(sh * f))
@@ -118,6 +124,7 @@ class LayersModel(QAbstractListModel):
             self._timer.start()
 
     def _on_mask_style(self) -> None:
+        self._thumbs.pop(MASK, None)
         if self.rowCount():
             ix = self.index(0)
             self.dataChanged.emit(ix, ix)
@@ -213,7 +220,8 @@ class LayersModel(QAbstractListModel):
         pm = self._thumbs.get(target)
         if pm is None and self._doc is not None:
             try:
-                pm = thumbnail(self._doc.pixels(target))
+                tint = self._doc.mask_style.color if target == MASK else None
+                pm = thumbnail(self._doc.pixels(target), tint=tint)
             except KeyError:
                 return None
             self._thumbs[target] = pm
@@ -455,13 +463,3 @@ class LayersPanel(QWidget):
         )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
-
-
-def kind_icon(kind: str):
-    names = {
-        "image": "mdi6.image-outline",
-        "paint": "mdi6.brush",
-        "result": "mdi6.auto-fix",
-        MASK: "mdi6.checkerboard",
-    }
-    return theme.icon(names.get(kind, "mdi6.layers-outline"))

@@ -110,9 +110,11 @@ class Welcome(QWidget):
         text.setWordWrap(True)
         text.setMaximumWidth(460)
         text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.open_button = QPushButton(theme.icon("mdi6.folder-open"), "Open…", self)
+        self.open_button = QPushButton("Open…", self)
+        theme.set_icon(self.open_button, "mdi6.folder-open")
         self.open_button.clicked.connect(window.open_dialog)
-        self.sample_button = QPushButton(theme.icon("mdi6.image-outline"), "Open the sample photo", self)
+        self.sample_button = QPushButton("Open the sample photo", self)
+        theme.set_icon(self.sample_button, "mdi6.image-outline")
         self.sample_button.clicked.connect(window.open_sample)
         self.recent = QVBoxLayout()
         layout = QVBoxLayout(self)
@@ -152,10 +154,12 @@ class MainWindow(QMainWindow):
         self.project_path: Path | None = None
         self.source_path: Path | None = None
         self._doc: Document | None = None
-        self._icons: list[tuple[object, str]] = []
         self._closing = False
 
         s = self.settings
+        app = QApplication.instance()
+        if isinstance(app, QApplication):  # before any widget exists, so icons get the right colours
+            theme.apply_theme(app, s.get("view/theme", "system"))
         self.brush = BrushSettings(
             size=s.get("brush/size", 60.0),
             hardness=s.get("brush/hardness", 0.8),
@@ -206,8 +210,7 @@ class MainWindow(QMainWindow):
     ) -> QAction:
         a = QAction(text, self)
         if icon:
-            a.setIcon(theme.icon(icon))
-            self._icons.append((a, icon))
+            theme.set_icon(a, icon)
         if shortcut:
             if isinstance(shortcut, (list, tuple)):
                 a.setShortcuts([QKeySequence(k) for k in shortcut])
@@ -550,8 +553,6 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         used = theme.apply_theme(app, name) if isinstance(app, QApplication) else "light"
         self.canvas.background = theme.CANVAS_BACKGROUND[used]
-        for action, icon_name in self._icons:
-            action.setIcon(theme.icon(icon_name))
         for a in self.theme_group.actions():
             a.setChecked(a.data() == name)
         if save:

@@ -62,7 +62,7 @@ class _Field:
         else:
             self.editor = QDoubleSpinBox()
             step = p.step or _nice_step(p)
-            self.editor.setDecimals(max(0, min(6, -math.floor(math.log10(step)) + (0 if step >= 1 else 0))))
+            self.editor.setDecimals(_decimals(step, p.default))
             self.editor.setSingleStep(step)
             self.editor.setRange(
                 p.minimum if p.minimum is not None else -1e9, p.maximum if p.maximum is not None else 1e9
@@ -142,6 +142,15 @@ class _Field:
                 self._sync_slider(value)
         finally:
             self.editor.blockSignals(False)
+
+
+def _decimals(step: float, default: float) -> int:
+    """Enough decimals for the step and for the default (0.25 with a 0.1 step shows as 0.25)."""
+    need = max(0, -math.floor(math.log10(step))) if step > 0 else 2
+    text = repr(float(default))
+    if "e" not in text and "." in text:
+        need = max(need, len(text.split(".")[1].rstrip("0")))
+    return min(6, need)
 
 
 def _nice_step(p: Param) -> float:

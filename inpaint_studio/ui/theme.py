@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
@@ -75,7 +76,10 @@ def apply_theme(app: QApplication, name: str) -> str:
     for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
         palette.setColor(QPalette.ColorGroup.Disabled, role, disabled)
     app.setPalette(palette)
+    changed = theme != _current
     _current = theme
+    if changed:
+        _refresh_icons()
     return theme
 
 
@@ -85,6 +89,29 @@ def current() -> str:
 
 def icon_color() -> QColor:
     return QColor("#d8d8dc") if _current == "dark" else QColor("#3a3a3f")
+
+
+_themed: list[tuple[weakref.ref, str]] = []
+
+
+def set_icon(widget, name: str) -> None:
+    """Give a button or action a theme-coloured icon that follows later theme changes."""
+    widget.setIcon(icon(name))
+    _themed.append((weakref.ref(widget), name))
+
+
+def _refresh_icons() -> None:
+    alive = []
+    for ref, name in _themed:
+        obj = ref()
+        if obj is None:
+            continue
+        try:
+            obj.setIcon(icon(name))
+        except RuntimeError:  # the Qt object is gone
+            continue
+        alive.append((ref, name))
+    _themed[:] = alive
 
 
 def icon(name: str, color: QColor | str | None = None) -> QIcon:

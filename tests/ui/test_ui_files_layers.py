@@ -225,3 +225,21 @@ def test_parse_args():
 
 
 del QPoint, QTimer, os
+
+
+def test_the_screenshot_walkthrough_runs(window, qtbot):
+    from inpaint_studio.ui.demo import run_demo
+
+    assert window.open_sample()
+    finished = []
+    run_demo(window, lambda: finished.append(True))
+    qtbot.waitUntil(lambda: bool(finished), timeout=15000)
+    doc = window.document
+    assert [ly.kind for ly in doc.layers] == ["image", "result"]
+    assert doc.layers[1].pixels[283, 366, 3] == 255, "the spoon's bowl was filled"
+    assert doc.mask[240, 40] == 255 and doc.mask[283, 366] == 0, "a second mask waits on the table"
+
+
+def test_float_fields_show_their_default_precisely(window):
+    window.engine_panel.select("classical")
+    assert window.engine_panel.form.editor("context").text() == "0.25"
