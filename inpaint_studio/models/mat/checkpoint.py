@@ -131,7 +131,7 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> MatConfig:
             img_channels=state["synthesis.dec.Dec_16x16.toRGB.bias"].shape[0],
             mapping_layers=len(fc),
             stage1_dim=stage1_dim,
-            stage1_heads=6 if stage1_dim % 6 == 0 else 1,
+            stage1_heads=6 if stage1_dim % 6 == 0 else 1,  # not in the weights; 6 in every release
             stage1_depths=depths,
             channel_max=max(channels.values()),
             channel_base=_channel_base(channels),
@@ -152,7 +152,7 @@ def _channel_base(channels: Mapping[int, int]) -> int:
 
 def _has_noise(state: Mapping[str, torch.Tensor]) -> bool:
     noise = [k for k in state if k.endswith(NOISE_SUFFIXES)]
-    layers = [k for k in state if re.fullmatch(r"synthesis\.dec\.Dec_\d+x\d+\.conv[01]\.bias", k)]
+    layers = [k for k in state if re.fullmatch(r"synthesis\.dec\.Dec_\d+x\d+\.conv[01]\.conv\.weight", k)]
     if noise and len(noise) != 2 * len(layers):
         raise ValueError(
             f"{len(noise)} noise entries for {len(layers)} decoder layers: incomplete checkpoint"

@@ -93,8 +93,8 @@ class MatConfig:
 
     @classmethod
     def tiny(cls, **overrides: Any) -> MatConfig:
-        """Same topology at 512, a few channels wide: for CPU tests and smoke runs."""
-        base = dict(z_dim=16, w_dim=16, stage1_dim=12, stage1_heads=2, channel_base=2048, channel_max=16)
+        """Same topology (six heads, as official checkpoints), a few channels wide: CPU tests, smoke runs."""
+        base = dict(z_dim=16, w_dim=16, stage1_dim=12, stage1_heads=6, channel_base=2048, channel_max=16)
         base.update(overrides)
         return cls(**base)
 
