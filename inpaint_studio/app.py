@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.paths) > 1:
             window.statusBar().showMessage("One picture per window: opened the first one", 5000)
     # load the model library on the runner thread while the person looks at the picture
-    QTimer.singleShot(1500, window.controller.runner.warm_up)
+    QTimer.singleShot(1500, window.warm_up_if_useful)
     if not args.no_recovery:
         QTimer.singleShot(300, window.offer_recovery)
     return int(app.exec())

@@ -191,6 +191,10 @@ class EnginePanel(QWidget):
         return self._engine_id
 
     @property
+    def entries(self) -> list[CatalogEntry]:
+        return list(self._entries.values())
+
+    @property
     def entry(self) -> CatalogEntry | None:
         return self._entries.get(self._engine_id)
 

@@ -269,3 +269,19 @@ def test_settings_form_values_reach_the_request_and_are_remembered(window, qtbot
     wait_job(qtbot, window)
     assert job.params["radius"] == 9 and job.params["method"] == "ns"
     assert window.document.layers[-1].meta["params"]["radius"] == 9
+
+
+def test_importing_a_checkpoint_runs_in_the_background_and_enables_the_engine(window, qtbot, tmp_path):
+    panel = window.engine_panel
+    panel.select("needsweights")
+    bad = tmp_path / "other.pth"
+    bad.write_text("something else")
+    panel.run_import(panel.entry, bad)
+    qtbot.waitUntil(lambda: panel.import_button.isEnabled(), timeout=5000)
+    assert "Import failed" in panel.reason.text() and "not a Needs-weights checkpoint" in panel.reason.text()
+    good = tmp_path / "official.pth"
+    good.write_text("official checkpoint")
+    panel.run_import(panel.entry, good)
+    assert not panel.import_button.isEnabled(), "the import runs off the GUI thread"
+    qtbot.waitUntil(lambda: window.act_fill.isEnabled(), timeout=5000)
+    assert panel.engine_id == "needsweights" and not panel.fix_box.isVisibleTo(panel)

@@ -122,9 +122,24 @@ class NeedsWeightsEngine(Engine):
     def availability(cls, weights=None) -> Availability:
         from pathlib import Path
 
-        if weights and (Path(weights) / "weights.ok").is_file():
-            return Availability(True, weights=Path(weights))
+        from inpaint_studio.core import paths
+
+        candidates = [Path(weights)] if weights else sorted(paths.engine_models_dir("needsweights").glob("*"))
+        for folder in candidates:
+            if (folder / "weights.ok").is_file():
+                return Availability(True, weights=folder)
         return Availability(False, "no Needs-weights weights in the store; train or import them")
+
+    @classmethod
+    def import_weights(cls, source, dest):
+        import time
+
+        time.sleep(0.05)  # a little work, on the background thread
+        if source.read_text() != "official checkpoint":
+            raise EngineError(f"{source.name} is not a Needs-weights checkpoint")
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "weights.ok").write_text("ok")
+        return dest
 
     def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
         self.resolve(request)
