@@ -13,6 +13,7 @@ ENGINES: dict[str, str] = {
     "classical": "inpaint_studio.engines.classical:ClassicalEngine",
     "inpnet": "inpaint_studio.engines.inpnet:InpNetEngine",
     "maskgit": "inpaint_studio.engines.maskgit:MaskGitEngine",
+    "mat": "inpaint_studio.engines.mat:MatEngine",
 }
 
 DEFAULT_ENGINE = "classical"
