@@ -8,6 +8,8 @@ from ..task import Task
 
 TASKS: dict[str, str] = {
     "inpnet": "trainers.tasks.inpnet:InpNetTask",
+    "maskgit-vqgan": "trainers.tasks.maskgit_vqgan:MaskGitVQGANTask",
+    "maskgit": "trainers.tasks.maskgit:MaskGitTask",
 }
 
 

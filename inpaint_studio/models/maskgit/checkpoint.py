@@ -41,6 +41,15 @@ def save_maskgit(
     ``atlas`` renders every code once through the decoder (n_embed 1x1 decodes: about four
     full-image decodes' worth of work) and stores the patches, so previews cost nothing later.
     """
+    arch, parts = maskgit_bundle_contents(vqgan, transformer, atlas)
+    return save_bundle(folder, ENGINE_ID, arch, parts, extra)
+
+
+def maskgit_bundle_contents(
+    vqgan: VQGAN, transformer: MaskGitTransformer, atlas: bool = True
+) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
+    """``(arch, parts)`` of a complete MaskGIT bundle, for writers that call ``save_bundle``
+    themselves (the trainer's export); :func:`save_maskgit` is this plus the write."""
     if transformer.config.codebook_size != vqgan.config.n_embed:
         raise ValueError(
             f"transformer codebook ({transformer.config.codebook_size}) != VQGAN codebook ({vqgan.config.n_embed})"
@@ -54,7 +63,7 @@ def save_maskgit(
         codes.ensure(torch.arange(vqgan.config.n_embed, device=codes.patches.device))
         vqgan.train(was_training)
         parts[ATLAS_PART] = {"patches": codes.patches.half()}
-    return save_bundle(folder, ENGINE_ID, arch, parts, extra)
+    return arch, parts
 
 
 def load_atlas(folder: str | Path, vqgan: VQGAN) -> CodeAtlas | None:
