@@ -49,10 +49,22 @@ def _add_fields(group: argparse._ArgumentGroup, cls: type, skip: Sequence[str] =
         group.add_argument(_flag(f.name), dest=f.name, **kwargs)
 
 
-def _models_epilog() -> str:
-    lines = ["models and their own options (see `inpaint-studio-train MODEL --help`):"]
+def _load_tasks() -> tuple[dict[str, type], dict[str, str]]:
+    """Task classes by name, and the one-line reason for any that cannot be imported here."""
+    tasks, broken = {}, {}
     for name in task_names():
-        cls = task_class(name)
+        try:
+            tasks[name] = task_class(name)
+        except ImportError as err:  # one model's missing piece must not take the others down
+            broken[name] = f"{type(err).__name__}: {err}"
+    return tasks, broken
+
+
+def _models_epilog(tasks: dict[str, type], broken: dict[str, str]) -> str:
+    lines = ["models and their own options (see `inpaint-studio-train MODEL --help`):"]
+    for name, reason in broken.items():
+        lines.append(f"\n  {name}: unavailable ({reason})")
+    for name, cls in tasks.items():
         lines.append(f"\n  {name}: {cls.description}")
         for f in dataclasses.fields(cls.Options):
             default = f.default
@@ -62,18 +74,21 @@ def _models_epilog() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    tasks, broken = _load_tasks()
     parser = argparse.ArgumentParser(
         prog="inpaint-studio-train",
         usage="inpaint-studio-train MODEL --data DIR [--out DIR] [--resolution R] [--steps N] [--batch-size B] "
         "[--lr LR] [--resume CKPT] [--config FILE] [--device DEV] [model options]",
         description="Train an inpainting model on a folder of your own images. Exported weights appear in "
         "the app's model store (and in OUT/weights), ready for `inpaint-studio fill --engine MODEL`.",
-        epilog=_models_epilog(),
+        epilog=_models_epilog(tasks, broken),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subs = parser.add_subparsers(dest="model", metavar="MODEL", title="models")
-    for name in task_names():
-        cls = task_class(name)
+    for name, reason in broken.items():
+        broken_sub = subs.add_parser(name, help=f"unavailable: {reason}")
+        broken_sub.set_defaults(unavailable=reason)
+    for name, cls in tasks.items():
         sub = subs.add_parser(
             name,
             help=cls.description,
@@ -115,10 +130,16 @@ def resolve_options(model: str, given: dict[str, Any], config_file: str | None) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = vars(parser.parse_args(argv))
+    namespace, unknown = parser.parse_known_args(argv)
+    args = vars(namespace)
+    if unknown and "unavailable" not in args:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     model = args.pop("model")
     if not model:
         parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    if "unavailable" in args:
+        print(f"error: the {model} trainer cannot be loaded ({args['unavailable']})", file=sys.stderr)
         return EXIT_ERROR
     config_file = args.pop("config", None)
     from .loop import Interrupted, train

@@ -61,6 +61,10 @@ class TrainConfig:
     checkpoint_every: int = opt(1000, "steps between checkpoints")
     keep_checkpoints: int = opt(3, "how many recent checkpoints to keep")
     export_to_store: bool = opt(True, "also export the final weights to the app's model store")
+    init_from: str | None = opt(
+        None,
+        "fine-tune: start from these weights (exported folder or checkpoint); new layers keep their init",
+    )
     resume: str | None = opt(
         None, "checkpoint folder, or run folder (its latest checkpoint), to continue from"
     )

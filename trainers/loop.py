@@ -173,6 +173,10 @@ def _train(
     for m in modules.values():
         m.to(device)
     task.setup(modules, device)
+    if config.init_from and resume is None:
+        message = task.initialize_from(config.init_from, modules)
+        if info.is_main:
+            print(message, file=sys.stderr)
     trainable = {id(p) for m in modules.values() for p in m.parameters() if p.requires_grad}
     optimizers = task.build_optimizers(modules, config.lr or task.default_lr)
     phases = task.phases()

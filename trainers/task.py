@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -75,6 +76,7 @@ class Task(abc.ABC):
     default_lr: ClassVar[float] = 1e-4
     ema_modules: ClassVar[tuple[str, ...]] = ()  # modules that get EMA weights (exported when present)
     ddp_find_unused: ClassVar[bool] = False  # set when a phase may leave parameters without gradients
+    init_module: ClassVar[str] = "generator"  # the module an exported weights folder initialises
 
     def __init__(self, options: Any, config: TrainConfig) -> None:
         self.options = options
@@ -100,6 +102,44 @@ class Task(abc.ABC):
         """Called once the modules are on ``device`` (move helpers such as loss networks here)."""
         self.device = device
         self._module_names = list(modules)
+
+    def initialize_from(self, source: str | Path, modules: Mapping[str, nn.Module]) -> str:
+        """``--init-from``: load weights before training (fine-tuning). Returns a one-line summary.
+
+        Accepts a training checkpoint (every module, EMA weights preferred) or an exported weights
+        folder (its ``model`` part goes to :attr:`init_module`). Loading is non-strict so that layers
+        added since keep their initialisation, but every tensor present must fit. Tasks that read
+        outside formats (official checkpoints) override this.
+        """
+        from inpaint_studio.models.bundle import is_bundle, load_bundle
+
+        from . import checkpoint
+
+        source = Path(source).expanduser()
+        if is_bundle(source) and not (source / checkpoint.STATE).is_file():
+            bundle = load_bundle(source, engine=self.engine_id)
+            states = {self.init_module: bundle.state_dict}
+        else:
+            ck = checkpoint.load(source)
+            states = {n: ck.module_state(n, ema=True) or ck.module_state(n) for n in modules}
+        loaded, missing = 0, []
+        for name, state in states.items():
+            if not state or name not in modules:
+                continue
+            own = modules[name].state_dict()
+            bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+            if bad:
+                raise ValueError(
+                    f"{source}: {name}.{bad[0]} has another shape than this model's; check the options"
+                )
+            result = modules[name].load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+            loaded += len(state) - len(set(state) - set(own))
+            missing += [f"{name}.{k}" for k in result.missing_keys]
+        if not loaded:
+            raise ValueError(f"{source} holds no weights for {self.name}")
+        return f"initialised {loaded} tensors from {source}" + (
+            f"; {len(missing)} new ones keep their initialisation" if missing else ""
+        )
 
     # ---------------------------------------------------------------- per step
     @abc.abstractmethod

@@ -116,3 +116,14 @@ def test_config_round_trips_through_json_dict():
     assert InpNetConfig.from_dict(TINY.to_dict()) == TINY
     with pytest.raises(ValueError, match="unknown"):
         InpNetConfig.from_dict({**TINY.to_dict(), "colour": 1})
+
+
+def test_image_pyramid_starts_as_a_no_op_so_older_weights_keep_working(model):
+    grown = InpNet(**{**TINY.to_dict(), "image_pyramid": True}).eval()
+    result = grown.load_state_dict(model.state_dict(), strict=False)
+    assert sorted(result.missing_keys) == [
+        f"stages.{i}.image.{p}" for i in (0, 1) for p in ("bias", "weight")
+    ]
+    image, mask = _inputs(2)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(image, mask), model(image, mask), atol=0, rtol=0)

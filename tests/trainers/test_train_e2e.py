@@ -148,3 +148,28 @@ def test_config_file_and_accumulation(photo_dir, tmp_path):
     assert cli.main([*args, "--workers", "0", "--no-export-to-store"]) == 0
     state = json.loads((tmp_path / "r" / "checkpoints" / "step-0000002" / "state.json").read_text())
     assert state["train"]["accumulate"] == 2 and state["train"]["resolution"] == 32
+
+
+def test_init_from_exported_weights_fine_tunes(photo_dir, tmp_path, capsys):
+    first = _run(_config(photo_dir, tmp_path / "a", steps=2), image_pyramid=False)
+    config = _config(photo_dir, tmp_path / "b", steps=1, init_from=str(first.weights), lr=1e-12)
+    task = InpNetTask(InpNetOptions(**TINY), config)  # the image pyramid is new: it keeps its zero init
+    result = train(task, config, show_progress=False)
+    assert "new ones keep their initialisation" in capsys.readouterr().err
+    before = load_file(str(first.weights / "model.safetensors"))
+    after = load_file(str(result.weights / "model.safetensors"))
+    assert torch.allclose(before["head.weight"], after["head.weight"], atol=1e-6)
+    bad = _config(photo_dir, tmp_path / "c", steps=1, init_from=str(first.weights))
+    with pytest.raises(ValueError, match="another shape"):
+        train(InpNetTask(InpNetOptions(**{**TINY, "embed_dim": 64}), bad), bad, show_progress=False)
+
+
+def test_a_model_whose_trainer_cannot_load_does_not_break_the_others(monkeypatch, capsys):
+    from trainers import tasks
+
+    monkeypatch.setitem(tasks.TASKS, "ghost", "trainers.tasks.does_not_exist:GhostTask")
+    assert cli.main(["ghost", "--data", "x"]) == 2
+    assert "cannot be loaded" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "ghost: unavailable" in capsys.readouterr().out

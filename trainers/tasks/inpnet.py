@@ -68,8 +68,11 @@ class InpNetOptions:
     decoder_channels: tuple[int, ...] = opt((128, 64, 32), "conv decoder channels, one per x2 stage")
     decoder_res_blocks: int = opt(1, "residual blocks per decoder stage")
     mask_channel: bool = opt(True, "give the encoder the pixel hole mask as a 4th channel")
+    image_pyramid: bool = opt(
+        True, "skip links: also feed the downscaled masked image to every decoder stage"
+    )
     masks: str = opt(
-        "patch:0.25,structured:0.1,strokes:0.2,irregular:0.2,box:0.1,thick:0.15",
+        "patch:0.15,structured:0.05,strokes:0.25,medium:0.1,thick:0.15,irregular:0.15,box:0.15",
         "dynamic masking: weighted mask kinds (see trainers/masks.py)",
     )
     ratio_min: float = opt(0.0, "smallest patch-drop ratio")
@@ -150,6 +153,7 @@ class InpNetTask(Task):
             decoder_channels=tuple(o.decoder_channels),
             decoder_res_blocks=o.decoder_res_blocks,
             image_skip=self.skip,
+            image_pyramid=self.skip and o.image_pyramid,
         )
 
     # ---------------------------------------------------------------- building

@@ -12,7 +12,8 @@ After Aditya et al.'s InP-Net, in our own reading:
   only the convolutional decoder to spread it);
 * a light convolutional decoder: one x2 transposed-conv stage per halving of the patch size,
   BatchNorm + ReLU, residual blocks; intermediate encoder layers are routed to its stages
-  (``skip_layers``) and the masked image itself to its last stage (``image_skip``);
+  (``skip_layers``) and the masked image itself to its last stage (``image_skip``) and, downscaled,
+  to the earlier stages too (``image_pyramid``: fine strokes need pixels, not just patch tokens);
 * the full image comes out, in the same [-1, 1] space the image went in.
 
 The paper's variants are configuration (see ``trainers/tasks/inpnet.py`` for the presets).
@@ -49,6 +50,7 @@ class InpNetConfig:
     decoder_channels: tuple[int, ...] = (128, 64, 32)  # one per x2 stage: len == log2(patch_size)
     decoder_res_blocks: int = 1
     image_skip: bool = True
+    image_pyramid: bool = False  # also feed the downscaled masked image to every earlier stage
     norm_eps: float = 1e-6
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -104,17 +106,27 @@ class ResBlock(nn.Module):
 class DecoderStage(nn.Module):
     """x2 transposed conv (kernel 4, stride 2: even overlap, no checkerboard) + BN + ReLU + res blocks."""
 
-    def __init__(self, cin: int, cout: int, res_blocks: int, skip_dim: int | None) -> None:
+    def __init__(
+        self, cin: int, cout: int, res_blocks: int, skip_dim: int | None, image_ch: int | None = None
+    ) -> None:
         super().__init__()
         self.up = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(cout)
         self.skip = nn.Conv2d(skip_dim, cout, 1) if skip_dim else None
+        self.image = nn.Conv2d(image_ch, cout, 3, padding=1) if image_ch else None
+        if self.image is not None:  # starts as a no-op, so weights trained without it still fit
+            nn.init.zeros_(self.image.weight)
+            nn.init.zeros_(self.image.bias)
         self.blocks = nn.Sequential(*(ResBlock(cout) for _ in range(res_blocks)))
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, skip: torch.Tensor | None = None, image: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = F.relu(self.bn(self.up(x)))
         if self.skip is not None and skip is not None:
             x = x + F.interpolate(self.skip(skip), size=x.shape[-2:], mode="nearest")
+        if self.image is not None and image is not None:
+            x = x + self.image(F.adaptive_avg_pool2d(image, x.shape[-2:]))
         return self.blocks(x)
 
 
@@ -145,7 +157,9 @@ class InpNet(nn.Module):
         stages, cin = [], cfg.bridge_dim
         for i, cout in enumerate(cfg.decoder_channels):
             skip_dim = dim if i < len(cfg.skip_layers) else None
-            stages.append(DecoderStage(cin, cout, cfg.decoder_res_blocks, skip_dim))
+            last = i == len(cfg.decoder_channels) - 1
+            image_ch = in_ch if cfg.image_pyramid and not last else None
+            stages.append(DecoderStage(cin, cout, cfg.decoder_res_blocks, skip_dim, image_ch))
             cin = cout
         self.stages = nn.ModuleList(stages)
         self.image_fuse = nn.Conv2d(in_ch, cin, 3, padding=1) if cfg.image_skip else None
@@ -225,7 +239,7 @@ class InpNet(nn.Module):
 
         for i, stage in enumerate(self.stages):
             skip = skips[self.cfg.skip_layers[i]] if i < len(self.cfg.skip_layers) else None
-            x = stage(x, skip)
+            x = stage(x, skip, x_in)
         if self.image_fuse is not None:
             x = F.relu(x + self.image_fuse(x_in))
         return self.head(x)
