@@ -68,7 +68,8 @@ class Welcome(QWidget):
             self,
         )
         text.setWordWrap(True)
-        text.setMaximumWidth(460)
+        text.setFixedWidth(460)
+        text.setMinimumHeight(text.heightForWidth(460))
         text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.open_button = QPushButton("Open…", self)
         theme.set_icon(self.open_button, "mdi6.folder-open")

@@ -285,3 +285,36 @@ def test_importing_a_checkpoint_runs_in_the_background_and_enables_the_engine(wi
     assert not panel.import_button.isEnabled(), "the import runs off the GUI thread"
     qtbot.waitUntil(lambda: window.act_fill.isEnabled(), timeout=5000)
     assert panel.engine_id == "needsweights" and not panel.fix_box.isVisibleTo(panel)
+
+
+def test_opening_another_picture_cancels_the_running_fill(window, qtbot):
+    from ui_helpers import photo
+
+    from inpaint_studio.core.document import Document
+
+    paint_square(window)
+    SlowEngine.log.clear()
+    window.engine_panel.select("slow")
+    job = window.fill()
+    qtbot.waitUntil(lambda: len(SlowEngine.log) >= 1, timeout=5000)
+    window.document.history.mark_clean()
+    other = Document.from_image(photo(seed=5))
+    window.set_document(other)
+    qtbot.waitUntil(lambda: job.finished, timeout=5000)
+    wait_job(qtbot, window)
+    assert job.status == "cancelled"
+    assert len(other.layers) == 1 and not other.history.labels
+
+
+def test_closing_the_window_stops_a_running_fill(window, qtbot):
+    paint_square(window)
+    SlowEngine.log.clear()
+    window.engine_panel.select("slow")
+    job = window.fill()
+    qtbot.waitUntil(lambda: len(SlowEngine.log) >= 1, timeout=5000)
+    window.document.history.mark_clean()
+    t = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - t < 2.0
+    assert not window.controller.runner._thread.isRunning()
+    assert job.cancel_flag.is_set()
