@@ -1,1 +1,1 @@
-"""PySide6 user interface: main window, canvas, tools, panels, the background runner."""
+"""The desktop app (PySide6): main window, canvas, tools, panels and the engine runner."""
