@@ -1,9 +1,15 @@
-"""Blend the visible layers (normal 'over' mode with layer opacity) into one image."""
+"""Blend the visible layers (normal 'over' mode with layer opacity) into one image.
+
+Work follows content: layers under the topmost opaque one are skipped, and each layer above it
+is blended only inside the bounding box of its non-transparent pixels, so a small fill result on
+a 4000x3000 photo costs what the result covers.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from .geometry import Rect
@@ -16,28 +22,21 @@ def composite_rgba(layers: Sequence[Layer], shape: tuple[int, int], rect: Rect |
     visible = [ly for ly in layers if ly.visible and ly.opacity > 0]
     if not visible:
         return np.zeros((rect.h, rect.w, 4), np.uint8)
-    # fast path: a single fully opaque layer at full opacity is its own composite
-    if len(visible) == 1 and visible[0].opacity >= 1.0:
-        return visible[0].pixels[rect.slices].copy()
-    acc_rgb = np.zeros((rect.h, rect.w, 3), np.float32)  # premultiplied
-    acc_a = np.zeros((rect.h, rect.w, 1), np.float32)
     start = 0
-    for i in range(len(visible) - 1, -1, -1):  # skip layers hidden under an opaque one
+    for i in range(len(visible) - 1, -1, -1):  # nothing under an opaque layer shows
         ly = visible[i]
         if ly.opacity >= 1.0 and ly.pixels[rect.slices][..., 3].min() == 255:
             start = i
             break
-    for ly in visible[start:]:
-        px = ly.pixels[rect.slices]
-        a = px[..., 3:4].astype(np.float32) * (ly.opacity / 255.0)
-        acc_rgb *= 1.0 - a
-        acc_rgb += px[..., :3].astype(np.float32) * a
-        acc_a *= 1.0 - a
-        acc_a += a
-    out = np.empty((rect.h, rect.w, 4), np.uint8)
-    safe = np.where(acc_a > 0, acc_a, 1.0)
-    out[..., :3] = np.clip(np.rint(acc_rgb / safe), 0, 255)
-    out[..., 3:] = np.clip(np.rint(acc_a * 255.0), 0, 255)
+    base = visible[start]
+    out = base.pixels[rect.slices].copy()
+    if base.opacity < 1.0:
+        out[..., 3] = np.rint(out[..., 3] * base.opacity).astype(np.uint8)
+    for ly in visible[start + 1 :]:
+        src = ly.pixels[rect.slices]
+        box = content_box(src[..., 3])
+        if box is not None:
+            _blend_over(out[box.slices], src[box.slices], ly.opacity)
     return out
 
 
@@ -46,5 +45,28 @@ def composite_rgb(
 ) -> np.ndarray:
     """RGB uint8 of the visible layers flattened over a plain ``background`` grey level."""
     rgba = composite_rgba(layers, shape, rect)
+    if rgba[..., 3].min() == 255:  # the usual case: an opaque photo at the bottom
+        return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)  # SIMD; a strided numpy copy is 5x slower
     a = rgba[..., 3:4].astype(np.uint16)
     return ((rgba[..., :3].astype(np.uint16) * a + background * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def content_box(alpha: np.ndarray) -> Rect | None:
+    """Bounding box of the pixels with alpha > 0, or None when all are transparent."""
+    rows = np.flatnonzero(alpha.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(alpha[rows[0] : rows[-1] + 1].any(axis=0))
+    return Rect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+
+def _blend_over(dst: np.ndarray, src: np.ndarray, opacity: float) -> None:
+    """``dst = src over dst`` in place, straight alpha, uint8."""
+    a_s = src[..., 3:4].astype(np.float32) * (opacity / 255.0)
+    a_d = dst[..., 3:4].astype(np.float32) * (1.0 / 255.0)
+    keep = a_d * (1.0 - a_s)
+    out_a = a_s + keep
+    rgb = src[..., :3].astype(np.float32) * a_s + dst[..., :3].astype(np.float32) * keep
+    rgb /= np.where(out_a > 0, out_a, 1.0)
+    dst[..., :3] = np.clip(np.rint(rgb), 0, 255)
+    dst[..., 3:] = np.clip(np.rint(out_a * 255.0), 0, 255)
