@@ -14,8 +14,8 @@ its assigned latents by default (``--codebook-ema 0``: learnt by gradient as in 
 that fall out of use are re-seeded from the batch (``--restart-threshold``).
 
 Logged while training: ``G/perplexity`` and ``G/used_codes`` of each batch's code histogram and
-``G/dead_codes`` (codes whose running use fell below the restart threshold, i.e. re-seeded this
-step; below 0.01 uses/step when restarts are off), plus reconstruction PSNR. Validation scores the
+``G/dead_codes`` (codes the data does not pick: re-seeded ones waiting for a batch to choose them;
+running use below 0.01 per step when restarts are off), plus reconstruction PSNR. Validation scores the
 reconstruction of held-out images (``rec_psnr``, ``rec_ssim``, ``rec_l1``) and the codes each image
 uses. The export is a ``maskgit-vqgan`` bundle (inference form: no EMA buffers), which
 ``inpaint-studio-train maskgit --vqgan PATH`` takes. The VQGAN's weights get no EMA copy (an
@@ -185,6 +185,15 @@ class MaskGitVQGANTask(Task):
         if self.options.perceptual_weight > 0:
             self.perceptual = PerceptualLoss(self.config.vgg_weights).to(device)
 
+    def dead_codes(self) -> int:
+        """Codes the data does not pick. With restarts: those at or below the threshold after this
+        step's update (a re-seeded code sits exactly at it until a batch chooses it); without:
+        running use below 0.01 per step."""
+        quantizer = self._quantizer
+        if quantizer.restart_threshold > 0:
+            return int((quantizer.usage <= quantizer.restart_threshold).sum())
+        return quantizer.dead_codes(DEAD_BELOW)
+
     def state_dict(self) -> dict[str, Any]:
         # the quantizer's running code use decides restarts but is not a saved buffer: keep it
         # here so that a resumed run re-seeds exactly the codes the uninterrupted one would
@@ -219,12 +228,6 @@ class MaskGitVQGANTask(Task):
         image, o = batch["image"], self.options
         if phase == "G":
             vqgan = nets["vqgan"]
-            quantizer = _bare(vqgan).quantize
-            dead = (
-                quantizer.dead_codes()
-                if quantizer.restart_threshold > 0
-                else quantizer.dead_codes(DEAD_BELOW)
-            )
             rec, quant = vqgan(image)
             if self.gan and step >= o.gan_start:
                 self._recent.append((image, rec.detach()))
@@ -252,7 +255,7 @@ class MaskGitVQGANTask(Task):
                 psnr=10 * torch.log10(4.0 / mse.clamp_min(1e-10)),  # images span 2 (range [-1, 1])
                 perplexity=quant.perplexity,
                 used_codes=quant.used_codes.float(),
-                dead_codes=float(dead),
+                dead_codes=float(self.dead_codes()),
             )
             return total, logs
         if phase == "D":
