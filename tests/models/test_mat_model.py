@@ -217,3 +217,45 @@ def test_minibatch_std_appends_group_statistics() -> None:
     expected = (x.view(2, 2, 6, 3, 3).var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))
     torch.testing.assert_close(out[:2, 6, 0, 0], expected)
     torch.testing.assert_close(out[2:, 6, 0, 0], expected)
+
+
+@pytest.mark.parametrize(
+    ("size", "noise_mode", "batch"), [(512, "const", 2), (512, "random", 2), (1024, "const", 1)]
+)
+def test_window_around_the_hole_gives_the_dense_result(size: int, noise_mode: str, batch: int) -> None:
+    """Top levels computed only around a small hole: same fill as computing them everywhere."""
+    torch.manual_seed(0)
+    model = MatGenerator(MatConfig.tiny()).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(0.7)
+    image, mask = inputs(batch=1, size=size)
+    mask.fill_(1)
+    mask[:, :, size // 3 : size // 2, size // 4 : size // 2 + 7] = 0
+    keep, z = maps(model, batch, size), torch.randn(batch, 16)
+    outs = []
+    for use_window in (False, True):
+        model.synthesis.use_window = use_window
+        streams = SampleStreams([seeded_generator(5 + i) for i in range(batch)])
+        with torch.inference_mode():
+            enc = model.synthesis.encode(image, mask)
+            outs.append(model.synthesis.fill(enc, model.mapping(z), keep, noise_mode, streams.normal))
+        assert (enc.window is not None) == use_window
+    torch.testing.assert_close(outs[1].image, outs[0].image, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(outs[1].stage1, outs[0].stage1, rtol=1e-5, atol=1e-5)
+
+
+def test_window_is_aligned_and_skipped_when_it_would_not_save_work() -> None:
+    from inpaint_studio.models.mat.window import ALIGN, Window
+
+    mask = torch.ones(1, 1, 512, 512)
+    mask[:, :, 200:260, 300:340] = 0
+    window = Window.around_hole(mask)
+    assert window is not None
+    box = window.box
+    assert all(v % ALIGN == 0 for v in (box.y0, box.y1, box.x0, box.x1))
+    assert box.y0 <= 200 - 32 and box.y1 >= 260 + 32 and box.x0 <= 300 - 32 and box.x1 >= 340 + 32
+    mask[:, :, 10:500, 10:20] = 0  # a tall stroke: the window would cover most of the image
+    assert Window.around_hole(mask) is None
+    assert Window.around_hole(torch.ones(1, 1, 512, 512)) is None

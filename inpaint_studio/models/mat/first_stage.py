@@ -17,6 +17,7 @@ from torch import nn
 from .config import MatConfig
 from .layers import Conv2dLayer, FullyConnectedLayer, StyleConv, ToRGB
 from .transformer import PartialConv2d, PatchResample, TransformerLayer, feature2token, token2feature
+from .window import WINDOWED_LEVELS, Window
 
 TOKEN_RESOLUTION = 64  # the transformer starts at a 64x64 token grid for the build resolution
 SQUARE = 16  # the bottleneck noise map is 16x16 values
@@ -104,7 +105,9 @@ class FirstStage(nn.Module):
     def encode(self, image: torch.Tensor, mask: torch.Tensor) -> Stage1Encoding:
         """Image in [-1, 1] and mask (1 = known) -> the latent-independent part of the stage."""
         channels_last = not image.is_contiguous()
-        x = torch.cat([mask - 0.5, image * mask], dim=1)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        # (cat falls back to NCHW because of the one-channel mask: restore the layout)
+        x = torch.cat([mask - 0.5, image * mask], dim=1).contiguous(memory_format=fmt)
         x, feat_mask = self.conv_first(x, mask)
         conv_skips = [x]
         for i, block in enumerate(self.enc_conv):
@@ -127,8 +130,11 @@ class FirstStage(nn.Module):
         ws: torch.Tensor,
         keep_map: torch.Tensor,
         trace: dict[str, torch.Tensor] | None = None,
+        window: Window | None = None,
     ) -> torch.Tensor:
         """The coarse RGB (not yet composited) for each row of ``ws`` (B, num_ws, w_dim).
+
+        With a ``window``, the top levels run only there and the RGB is zero outside it.
 
         ``keep_map`` (B, N, C) of 0/1 picks, per bottleneck element, the transformer feature (1) or
         the latent's noise map (0): the dropout map that official MAT draws even in eval mode.
@@ -155,7 +161,15 @@ class FirstStage(nn.Module):
 
         x = token2feature(x, size, enc.channels_last)
         img = None
+        blocks = len(self.dec_conv)
+        windowed_from = blocks - min(WINDOWED_LEVELS, blocks) if window is not None else blocks
         for i, block in enumerate(self.dec_conv):
-            x, img = block(x, img, style, enc.conv_skips[len(self.dec_conv) - i - 1])
+            skip = enc.conv_skips[blocks - i - 1]
+            if i >= windowed_from:  # the top levels run on the crop around the hole
+                if i == windowed_from:
+                    x = window.crop_of(x)
+                    img = window.crop_of(img) if img is not None else None
+                skip = window.crop_of(skip)
+            x, img = block(x, img, style, skip)
         assert img is not None
-        return img
+        return window.expand(img) if window is not None else img

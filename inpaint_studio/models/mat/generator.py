@@ -22,6 +22,7 @@ from .first_stage import FirstStage, Stage1Encoding
 from .layers import NOISE_MODES, FullyConnectedLayer, MappingNetwork, NoiseFn
 from .randomness import KeepMaps, draw_keep_maps
 from .second_stage import BOTTLENECK, Decoder, Encoder, ToStyle
+from .window import WINDOWED_LEVELS, Window
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Encoding:
     image: torch.Tensor
     mask: torch.Tensor
     stage1: Stage1Encoding
+    window: Window | None = None  # where the full-resolution layers run (None: everywhere)
+    stage2_base: dict[int, torch.Tensor] | None = None  # stage-2 encoder top levels outside the hole
 
 
 @dataclass
@@ -46,6 +49,9 @@ class SynthesisNetwork(nn.Module):
         # Runtime choice, not architecture: channels-last feature maps run faster; contiguous
         # (NCHW) ones follow the official network's rounding most closely (the parity tests).
         self.channels_last = True
+        # Runtime choice too: run the top levels only around the hole when that saves work
+        # (identical results up to float rounding; see window.py).
+        self.use_window = True
         self.first_stage = FirstStage(config)
         self.enc = Encoder(config)
         self.to_square = FullyConnectedLayer(config.w_dim, BOTTLENECK * BOTTLENECK, activation="lrelu")
@@ -74,7 +80,17 @@ class SynthesisNetwork(nn.Module):
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         image = image.to(dtype).contiguous(memory_format=fmt)
         mask = mask.to(dtype).contiguous(memory_format=fmt)
-        return Encoding(image, mask, self.first_stage.encode(image, mask))
+        enc = Encoding(image, mask, self.first_stage.encode(image, mask))
+        enc.window = Window.around_hole(mask) if self.use_window else None
+        if enc.window is not None:
+            # The stage-2 encoder input differs between fills only inside the hole: its top
+            # levels outside the window are the same for every variant, computed once here.
+            known = image * mask
+            x = torch.cat([mask - 0.5, known, known], 1).contiguous(memory_format=fmt)
+            top, second = self.enc.levels[:WINDOWED_LEVELS]
+            e_top = self.enc.block(top)(x)
+            enc.stage2_base = {top: e_top, second: self.enc.block(second)(e_top)}
+        return enc
 
     def fill(
         self,
@@ -96,15 +112,31 @@ class SynthesisNetwork(nn.Module):
         ws = ws.to(image.dtype)
         keep_maps = keep_maps.to(image.device)
         known = image * mask
-        rgb1 = self.first_stage.decode(enc.stage1, ws, keep_maps.stage1, trace)
+        rgb1 = self.first_stage.decode(enc.stage1, ws, keep_maps.stage1, trace, enc.window)
         stage1 = rgb1 * (1 - mask) + known
         if between_stages is not None:
             between_stages()
-        feats = self.enc(
-            torch.cat([(mask - 0.5).expand(len(ws), -1, -1, -1), stage1, known.expand_as(stage1)], 1)
-        )
-        rgb2 = self._decode(feats, ws, keep_maps.stage2, noise_mode, noise_fn, trace)
+        fmt = torch.channels_last if enc.stage1.channels_last else torch.contiguous_format
+        x = torch.cat([(mask - 0.5).expand(len(ws), -1, -1, -1), stage1, known.expand_as(stage1)], 1)
+        x = x.contiguous(memory_format=fmt)  # (cat drops the layout: restore it)
+        feats = self.enc(x) if enc.window is None else self._encode_windowed(enc, x, fmt)
+        rgb2 = self._decode(feats, ws, keep_maps.stage2, noise_mode, noise_fn, trace, enc.window)
         return FillOutput(rgb2 * (1 - mask) + known, stage1)
+
+    def _encode_windowed(
+        self, enc: Encoding, x: torch.Tensor, fmt: torch.memory_format
+    ) -> dict[int, torch.Tensor]:
+        """Stage-2 encoder: top levels on the window's crop, merged into the shared base."""
+        window, base = enc.window, enc.stage2_base
+        assert window is not None and base is not None
+        top, second = self.enc.levels[:WINDOWED_LEVELS]
+        e_top = self.enc.block(top)(window.crop_of(x))
+        e_second = self.enc.block(second)(e_top)
+        batch = len(x)
+        # the top level is only read by the (windowed) decoder: keep it as a crop
+        e_top = window.paste_in_crop(_batch_copy(window.crop_of(base[top]), batch, fmt), e_top)
+        e_second = window.paste(_batch_copy(base[second], batch, fmt), e_second)
+        return self.enc(e_second, start=WINDOWED_LEVELS, out={top: e_top, second: e_second})
 
     def _decode(
         self,
@@ -114,6 +146,7 @@ class SynthesisNetwork(nn.Module):
         noise_mode: str,
         noise_fn: NoiseFn | None,
         trace: dict[str, torch.Tensor] | None,
+        window: Window | None = None,
     ) -> torch.Tensor:
         first = BOTTLENECK.bit_length() - 1
         fea16 = feats[first]
@@ -126,7 +159,7 @@ class SynthesisNetwork(nn.Module):
         if trace is not None:
             trace.update(stg2_enc_fea16_premix=fea16, stg2_gs=gs)
         feats = {**feats, first: mixed}
-        return self.dec(mixed, ws, gs, feats, noise_mode, noise_fn)
+        return self.dec(mixed, ws, gs, feats, noise_mode, noise_fn, window)
 
     def forward(
         self,
@@ -142,6 +175,12 @@ class SynthesisNetwork(nn.Module):
         if keep_maps is None:  # like the official code: fresh maps from the global RNG
             keep_maps = draw_keep_maps(self.keep_map_shapes(len(ws), image.shape[2], image.shape[3]))
         return self.fill(enc, ws, keep_maps, noise_mode, noise_fn, trace)
+
+
+def _batch_copy(t: torch.Tensor, batch: int, fmt: torch.memory_format) -> torch.Tensor:
+    """A fresh (writable) tensor holding ``t`` (batch 1) repeated ``batch`` times."""
+    out = torch.empty((batch, *t.shape[1:]), dtype=t.dtype, device=t.device, memory_format=fmt)
+    return out.copy_(t.expand_as(out))
 
 
 class MatGenerator(nn.Module):

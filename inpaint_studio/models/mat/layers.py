@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .resample import conv_resample, make_fir_filter, upsample2
+
+if TYPE_CHECKING:
+    from .window import Window
 
 LRELU_GAIN = math.sqrt(2.0)
 NOISE_MODES = ("const", "random", "none")
@@ -183,27 +187,39 @@ class StyleConv(nn.Module):
         style: torch.Tensor,
         noise_mode: str = "random",
         noise_fn: NoiseFn | None = None,
+        window: Window | None = None,
     ) -> torch.Tensor:
+        """``window``: ``x`` is the window's crop of the map (noise is then cut from the whole map)."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}")
         if not self.use_noise or noise_mode == "none":
             return finish(self.conv(x, style, bias=self.bias), "lrelu")
         x = self.conv(x, style)  # official order: conv, + noise, + bias, activation
-        x = add_(x, self._noise(x, noise_mode, noise_fn) * self.noise_strength.to(x.dtype))
+        x = add_(x, self._noise(x, noise_mode, noise_fn, window) * self.noise_strength.to(x.dtype))
         return finish(add_(x, self.bias.to(x.dtype).view(1, -1, 1, 1)), "lrelu")
 
-    def _noise(self, x: torch.Tensor, noise_mode: str, noise_fn: NoiseFn | None) -> torch.Tensor:
+    def _noise(
+        self, x: torch.Tensor, noise_mode: str, noise_fn: NoiseFn | None, window: Window | None
+    ) -> torch.Tensor:
         batch, _, h, w = x.shape
+        cut = None
+        if window is not None:  # draw (or tile) for the whole map, then cut the crop: same values
+            crop = window.crop
+            scale = (crop.y1 - crop.y0) // h
+            cut = (slice(crop.y0 // scale, crop.y1 // scale), slice(crop.x0 // scale, crop.x1 // scale))
+            h, w = window.height // scale, window.width // scale
         if noise_mode == "random":
             if noise_fn is None:
-                return torch.randn(batch, 1, h, w, dtype=x.dtype, device=x.device)
-            return noise_fn((batch, 1, h, w), x.dtype, x.device)
-        const = self.noise_const.to(x.dtype)
-        if const.shape != (h, w):
-            # Larger inputs than the build size (official code fails here): tile the fixed pattern.
-            reps = (-(-h // const.shape[0]), -(-w // const.shape[1]))
-            const = const.repeat(reps)[:h, :w]
-        return const
+                noise = torch.randn(batch, 1, h, w, dtype=x.dtype, device=x.device)
+            else:
+                noise = noise_fn((batch, 1, h, w), x.dtype, x.device)
+        else:
+            noise = self.noise_const.to(x.dtype)
+            if noise.shape != (h, w):
+                # Larger inputs than the build size (official code fails here): tile the fixed pattern.
+                reps = (-(-h // noise.shape[0]), -(-w // noise.shape[1]))
+                noise = noise.repeat(reps)[:h, :w]
+        return noise if cut is None else noise[..., cut[0], cut[1]]
 
 
 class ToRGB(nn.Module):

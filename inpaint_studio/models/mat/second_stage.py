@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from .config import MatConfig
-from .layers import Conv2dLayer, FullyConnectedLayer, NoiseFn, StyleConv, ToRGB
+from .layers import Conv2dLayer, FullyConnectedLayer, NoiseFn, StyleConv, ToRGB, add_
+from .window import WINDOWED_LEVELS, Window
 
 BOTTLENECK = 16  # the encoder stops (and the noise mix happens) at 16x16 for the build size
 
@@ -50,10 +51,16 @@ class Encoder(nn.Module):
                 block = ConvBlockDown(config.channels(res * 2), config.channels(res))
             setattr(self, f"EncConv_Block_{res}x{res}", block)
 
-    def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        out = {}
-        for log2 in self.levels:
-            x = getattr(self, f"EncConv_Block_{2**log2}x{2**log2}")(x)
+    def block(self, log2: int) -> nn.Module:
+        return getattr(self, f"EncConv_Block_{2**log2}x{2**log2}")
+
+    def forward(
+        self, x: torch.Tensor, start: int = 0, out: dict[int, torch.Tensor] | None = None
+    ) -> dict[int, torch.Tensor]:
+        """Features of every level; with ``start`` > 0, ``x`` is the output of level ``levels[start - 1]``."""
+        out = dict(out or {})
+        for log2 in self.levels[start:]:
+            x = self.block(log2)(x)
             out[log2] = x
         return out
 
@@ -122,10 +129,11 @@ class DecBlock(nn.Module):
         skip: torch.Tensor,
         noise_mode: str,
         noise_fn: NoiseFn | None,
+        window: Window | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         row = self.log2 * 2 - 9
-        x = self.conv0(x, style_code(ws[:, row], gs), noise_mode, noise_fn) + skip
-        x = self.conv1(x, style_code(ws[:, row + 1], gs), noise_mode, noise_fn)
+        x = add_(self.conv0(x, style_code(ws[:, row], gs), noise_mode, noise_fn, window), skip)
+        x = self.conv1(x, style_code(ws[:, row + 1], gs), noise_mode, noise_fn, window)
         return x, self.toRGB(x, style_code(ws[:, row + 2], gs), skip=img)
 
 
@@ -145,10 +153,20 @@ class Decoder(nn.Module):
         feats: dict[int, torch.Tensor],
         noise_mode: str,
         noise_fn: NoiseFn | None,
+        window: Window | None = None,
     ) -> torch.Tensor:
+        """RGB for the whole map, or with a ``window``: its top two levels run on the window's crop
+        (``feats`` there may be whole maps or already crops) and the RGB is zero outside it."""
         first = BOTTLENECK.bit_length() - 1
         x, img = self.Dec_16x16(x, ws, gs, feats[first], noise_mode, noise_fn)
-        for log2 in self.levels:
+        windowed_from = len(self.levels) - WINDOWED_LEVELS if window is not None else len(self.levels)
+        for j, log2 in enumerate(self.levels):
             block = getattr(self, f"Dec_{2**log2}x{2**log2}")
-            x, img = block(x, img, ws, gs, feats[log2], noise_mode, noise_fn)
-        return img
+            skip = feats[log2]
+            if j >= windowed_from:
+                if j == windowed_from:
+                    x, img = window.crop_of(x), window.crop_of(img)
+                if skip.shape[-2] != 2 * x.shape[-2]:
+                    skip = window.crop_of(skip)
+            x, img = block(x, img, ws, gs, skip, noise_mode, noise_fn, window if j >= windowed_from else None)
+        return window.expand(img) if window is not None else img
