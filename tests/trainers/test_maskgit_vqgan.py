@@ -60,6 +60,10 @@ def test_trains_with_gan_logs_codebook_usage_and_exports_a_tokenizer(photo_dir, 
     assert {"G/perplexity", "G/used_codes", "G/dead_codes", "G/codebook", "G/psnr"} <= logged
     assert {"G/adv", "G/adaptive_weight", "D/loss"} <= logged  # the GAN switched on after the warm-up
     assert not any("G/adv" in e for e in result.losses[:2])  # ... and not before (steps 1-2)
+    for entry in result.losses[
+        2:
+    ]:  # the autoencoder is judged by the critic the D step trains (same BN batch)
+        assert entry["G/adv"] == pytest.approx(-entry["D/fake"], rel=1e-4, abs=1e-5)
     for entry in result.losses:
         assert all(np.isfinite(v) for v in entry.values()), entry
         assert 1 <= entry["G/used_codes"] <= 32 and 1.0 <= entry["G/perplexity"] <= 32.0

@@ -240,7 +240,10 @@ class MaskGitVQGANTask(Task):
                 logs["perceptual"] = perc
             total = rec_loss + o.codebook_weight * quant.loss
             if self.gan and step >= o.gan_start:
-                adv = generator_loss(nets["discriminator"](rec), o.gan_loss)
+                # real + fake in one batch, as in the critic's own step: its BatchNorm then normalises
+                # the fakes with the same statistics it was trained with (a fake-only batch would not)
+                fake_logits = nets["discriminator"](torch.cat([image, rec])).chunk(2)[1]
+                adv = generator_loss(fake_logits, o.gan_loss)
                 weight = (
                     adaptive_gan_weight(rec_loss, adv, _bare(vqgan).last_layer_weight())
                     if o.adaptive_weight
