@@ -33,7 +33,7 @@ def _run(config, **opts):
 
 def test_resume_continues_exactly_where_it_stopped(photo_dir, tmp_path):
     # a constant rate: with cosine the schedule depends on --steps, which differs between the runs
-    quiet = dict(lr_schedule="constant", log_every=100, val_every=100, sample_every=100)
+    quiet = dict(lr_schedule="constant", log_every=1, val_every=100, sample_every=100)
     straight = _run(_config(photo_dir, tmp_path / "a", **quiet))
     _run(_config(photo_dir, tmp_path / "b", steps=2, **quiet))
     resumed = _run(_config(photo_dir, tmp_path / "b", steps=4, resume=str(tmp_path / "b"), **quiet))
