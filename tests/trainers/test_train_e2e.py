@@ -79,7 +79,7 @@ def test_abort_saves_a_checkpoint_and_exports(photo_dir, tmp_path):
 
 
 def test_gan_variant_runs_all_three_phases(photo_dir, tmp_path):
-    result = _run(_config(photo_dir, tmp_path / "gan", steps=3), variant="dynamic-skip-gan", r1_interval=2)
+    result = _run(_config(photo_dir, tmp_path / "gan", steps=2), variant="dynamic-skip-gan", r1_interval=2)
     keys = set().union(*result.losses)
     assert {"G/adv", "D/loss", "Dreg/r1"} <= keys
     ck = load_file(str(result.checkpoint / "weights.safetensors"))
@@ -151,7 +151,7 @@ def test_config_file_and_accumulation(photo_dir, tmp_path):
 
 
 def test_init_from_exported_weights_fine_tunes(photo_dir, tmp_path, capsys):
-    first = _run(_config(photo_dir, tmp_path / "a", steps=2), image_pyramid=False)
+    first = _run(_config(photo_dir, tmp_path / "a", steps=1), image_pyramid=False)
     config = _config(photo_dir, tmp_path / "b", steps=1, init_from=str(first.weights), lr=1e-12)
     task = InpNetTask(InpNetOptions(**TINY), config)  # the image pyramid is new: it keeps its zero init
     result = train(task, config, show_progress=False)
