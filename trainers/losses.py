@@ -21,20 +21,37 @@ def _region(mask: torch.Tensor, region: str) -> torch.Tensor:
     raise ValueError(f"region must be hole, valid or all, not {region!r}")
 
 
+def _masked_mean(err: torch.Tensor, mask: torch.Tensor, region: str, per_image: bool) -> torch.Tensor:
+    weight = _region(mask, region).expand_as(err)
+    if not per_image:
+        return (err * weight).sum() / weight.sum().clamp_min(1.0)
+    per = (err * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
+    return per.mean()
+
+
 def masked_l1(
-    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, region: str = "hole"
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    region: str = "hole",
+    per_image: bool = False,
 ) -> torch.Tensor:
-    """Mean absolute error over the ``region`` ('hole', 'valid' or 'all') of ``mask``."""
-    weight = _region(mask, region).expand_as(pred)
-    return ((pred - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
+    """Mean absolute error over the ``region`` ('hole', 'valid' or 'all') of ``mask``.
+
+    ``per_image``: average within each image first, so a thin stroke weighs as much as a big hole.
+    """
+    return _masked_mean((pred - target).abs(), mask, region, per_image)
 
 
 def masked_l2(
-    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, region: str = "hole"
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    region: str = "hole",
+    per_image: bool = False,
 ) -> torch.Tensor:
-    """Mean squared error over the ``region`` of ``mask``."""
-    weight = _region(mask, region).expand_as(pred)
-    return ((pred - target).square() * weight).sum() / weight.sum().clamp_min(1.0)
+    """Mean squared error over the ``region`` of ``mask`` (``per_image`` as in :func:`masked_l1`)."""
+    return _masked_mean((pred - target).square(), mask, region, per_image)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -128,3 +128,15 @@ def test_vgg_weights_are_found_in_the_model_store(tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     _torchvision_like_vgg16(folder / "vgg16-397923af.pth")
     assert PerceptualLoss().uses_vgg
+
+
+def test_per_image_averaging_weighs_small_holes_like_large_ones():
+    target = torch.zeros(2, 1, 4, 4)
+    pred = torch.ones(2, 1, 4, 4)
+    pred[1] = 3.0
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[0, :, :1, :1] = 1  # 1 hole pixel, error 1
+    mask[1, :, :3, :] = 1  # 12 hole pixels, error 3
+    assert losses.masked_l1(pred, target, mask).item() == pytest.approx(37 / 13)
+    assert losses.masked_l1(pred, target, mask, per_image=True).item() == pytest.approx(2.0)
+    assert losses.masked_l2(pred, target, mask, per_image=True).item() == pytest.approx(5.0)

@@ -71,6 +71,11 @@ class InpNetOptions:
     image_pyramid: bool = opt(
         True, "skip links: also feed the downscaled masked image to every decoder stage"
     )
+    prefill: str = opt(
+        "pullpush",
+        "hole pixels at the input: zeros (the paper) or a pull-push average",
+        choices=("zero", "pullpush"),
+    )
     masks: str = opt(
         "patch:0.15,structured:0.05,strokes:0.25,medium:0.1,thick:0.15,irregular:0.15,box:0.15",
         "dynamic masking: weighted mask kinds (see trainers/masks.py)",
@@ -81,6 +86,9 @@ class InpNetOptions:
     ratio_warmup_start: float = opt(0.3, "largest ratio at step 0 (dynamic masking)")
     hole_threshold: float = opt(0.25, "a patch is dropped when more than this share of it is hole")
     recon: str = opt("l2", "reconstruction loss", choices=("l2", "l1"))
+    per_image_loss: bool = opt(
+        True, "average the loss within each image first (thin strokes weigh as much as big holes)"
+    )
     recon_weight: float = opt(1.0, "lambda1: weight of the reconstruction loss")
     valid_weight: float = opt(0.2, "relative weight of the reconstruction outside the hole")
     perceptual_weight: float = opt(
@@ -154,6 +162,7 @@ class InpNetTask(Task):
             decoder_res_blocks=o.decoder_res_blocks,
             image_skip=self.skip,
             image_pyramid=self.skip and o.image_pyramid,
+            prefill=o.prefill,
         )
 
     # ---------------------------------------------------------------- building
@@ -235,8 +244,8 @@ class InpNetTask(Task):
         if phase == "G":
             out = self._generate(nets["generator"], batch)
             dist = losses.masked_l2 if o.recon == "l2" else losses.masked_l1
-            hole = dist(out, image, mask, "hole")
-            valid = dist(out, image, mask, "valid")
+            hole = dist(out, image, mask, "hole", o.per_image_loss)
+            valid = dist(out, image, mask, "valid", o.per_image_loss)
             total = o.recon_weight * (hole + o.valid_weight * valid)
             logs: dict[str, float | torch.Tensor] = {"hole": hole, "valid": valid, "hole_ratio": mask.mean()}
             if self.perceptual is not None:

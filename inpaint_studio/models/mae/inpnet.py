@@ -16,6 +16,11 @@ After Aditya et al.'s InP-Net, in our own reading:
   to the earlier stages too (``image_pyramid``: fine strokes need pixels, not just patch tokens);
 * the full image comes out, in the same [-1, 1] space the image went in.
 
+``prefill="pullpush"`` (our addition, off in the paper's form) fills the hole pixels of the input
+with a pull-push average of the known pixels around them (a mask-weighted image pyramid) instead
+of zeros, so the full-resolution path starts from a smooth guess: thin strokes then only need a
+correction, and the encoder still sees the visible patches only.
+
 The paper's variants are configuration (see ``trainers/tasks/inpnet.py`` for the presets).
 """
 
@@ -51,6 +56,7 @@ class InpNetConfig:
     decoder_res_blocks: int = 1
     image_skip: bool = True
     image_pyramid: bool = False  # also feed the downscaled masked image to every earlier stage
+    prefill: str = "zero"  # what hole pixels hold at the input: "zero" (paper) or "pullpush"
     norm_eps: float = 1e-6
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -72,6 +78,8 @@ class InpNetConfig:
         for layer in self.skip_layers:
             if not 1 <= layer <= self.depth:
                 raise ValueError(f"skip layer {layer} is outside the encoder's 1..{self.depth} blocks")
+        if self.prefill not in ("zero", "pullpush"):
+            raise ValueError(f"prefill must be zero or pullpush, not {self.prefill!r}")
         if self.depth < 1 or self.bridge_depth < 0 or self.decoder_res_blocks < 0:
             raise ValueError("depth must be >= 1; bridge_depth and decoder_res_blocks >= 0")
 
@@ -204,7 +212,7 @@ class InpNet(nn.Module):
         p = self.cfg.patch_size
         gh, gw = h // p, w // p
         mask = pixel_mask.to(image.dtype)
-        x_in = image * (1 - mask)
+        x_in = pull_push_fill(image, mask) if self.cfg.prefill == "pullpush" else image * (1 - mask)
         if self.cfg.mask_channel:
             x_in = torch.cat([x_in, mask], dim=1)
         if drop is None:
@@ -264,3 +272,23 @@ class InpNet(nn.Module):
 def patch_drop(pixel_mask: torch.Tensor, patch_size: int, threshold: float) -> torch.Tensor:
     """Bool (N, L): patches whose hole fraction exceeds ``threshold`` (what the encoder skips)."""
     return (F.avg_pool2d(pixel_mask.float(), patch_size) > threshold).flatten(1)
+
+
+def pull_push_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Hole pixels (``hole`` = 1) replaced by a smooth average of the known pixels around them.
+
+    Pull: a pyramid of mask-weighted averages (colour premultiplied by coverage). Push: from the
+    coarsest level down, each level keeps what it knows and takes the rest from the level above
+    (``c + (1 - w) * up``). Known pixels come back unchanged; no parameters, differentiable.
+    """
+    known = 1.0 - hole
+    levels = [(image * known, known)]
+    while min(levels[-1][0].shape[-2:]) > 1:
+        c, w = levels[-1]
+        levels.append((F.avg_pool2d(c, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)))
+    c, w = levels[-1]
+    filled = c / w.clamp_min(1e-6)
+    for c, w in reversed(levels[:-1]):
+        up = F.interpolate(filled, size=c.shape[-2:], mode="bilinear", align_corners=False)
+        filled = c + (1.0 - w) * up
+    return torch.where(hole > 0, filled, image)
