@@ -145,3 +145,20 @@ def test_pull_push_prefill_keeps_known_pixels_and_fills_holes_smoothly():
     other[..., 10:20, 12:14] = 5.0
     with torch.no_grad():  # what the hole held still cannot leak in
         torch.testing.assert_close(net(image * 2 - 1, hole), net(other * 2 - 1, hole))
+
+
+def test_residual_head_starts_as_the_prefill_and_takes_weights_from_a_direct_model(model):
+    from inpaint_studio.models.mae.inpnet import pull_push_fill
+
+    arch = {**TINY.to_dict(), "prefill": "pullpush", "residual": True}
+    net = InpNet(**arch).eval()
+    result = net.load_state_dict(model.state_dict(), strict=False)  # what --init-from does
+    assert sorted(result.missing_keys) == ["residual_head.bias", "residual_head.weight"]
+    assert sorted(result.unexpected_keys) == ["head.bias", "head.weight"]
+    image, mask = _inputs(2)
+    with torch.no_grad():
+        torch.testing.assert_close(net(image, mask), pull_push_fill(image, mask), atol=0, rtol=0)
+    net.train()
+    loss = net(image, mask).square().mean()
+    loss.backward()
+    assert net.residual_head.weight.grad.abs().sum() > 0

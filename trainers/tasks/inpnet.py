@@ -76,6 +76,9 @@ class InpNetOptions:
         "hole pixels at the input: zeros (the paper) or a pull-push average",
         choices=("zero", "pullpush"),
     )
+    residual: bool = opt(
+        True, "the decoder predicts a correction added to the prefilled image (starts as the prefill)"
+    )
     masks: str = opt(
         "patch:0.15,structured:0.05,strokes:0.25,medium:0.1,thick:0.15,irregular:0.15,box:0.15",
         "dynamic masking: weighted mask kinds (see trainers/masks.py)",
@@ -163,6 +166,7 @@ class InpNetTask(Task):
             image_skip=self.skip,
             image_pyramid=self.skip and o.image_pyramid,
             prefill=o.prefill,
+            residual=o.residual,
         )
 
     # ---------------------------------------------------------------- building

@@ -19,7 +19,10 @@ After Aditya et al.'s InP-Net, in our own reading:
 ``prefill="pullpush"`` (our addition, off in the paper's form) fills the hole pixels of the input
 with a pull-push average of the known pixels around them (a mask-weighted image pyramid) instead
 of zeros, so the full-resolution path starts from a smooth guess: thin strokes then only need a
-correction, and the encoder still sees the visible patches only.
+correction, and the encoder still sees the visible patches only. ``residual=True`` (also ours) makes
+that literal: the head predicts a correction added to the prefilled image, and starts at zero, so
+an untrained or freshly fine-tuned network begins as the pull-push fill and training can only
+add to it.
 
 The paper's variants are configuration (see ``trainers/tasks/inpnet.py`` for the presets).
 """
@@ -57,6 +60,7 @@ class InpNetConfig:
     image_skip: bool = True
     image_pyramid: bool = False  # also feed the downscaled masked image to every earlier stage
     prefill: str = "zero"  # what hole pixels hold at the input: "zero" (paper) or "pullpush"
+    residual: bool = False  # the head adds a correction to the prefilled image (starts at zero)
     norm_eps: float = 1e-6
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -171,8 +175,16 @@ class InpNet(nn.Module):
             cin = cout
         self.stages = nn.ModuleList(stages)
         self.image_fuse = nn.Conv2d(in_ch, cin, 3, padding=1) if cfg.image_skip else None
-        self.head = nn.Conv2d(cin, 3, 3, padding=1)
+        # a residual head has its own name, so --init-from a direct-output model leaves it at zero
+        head = nn.Conv2d(cin, 3, 3, padding=1)
+        if cfg.residual:
+            self.residual_head = head
+        else:
+            self.head = head
         self._init_weights()
+        if cfg.residual:
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
 
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -250,6 +262,8 @@ class InpNet(nn.Module):
             x = stage(x, skip, x_in)
         if self.image_fuse is not None:
             x = F.relu(x + self.image_fuse(x_in))
+        if self.cfg.residual:
+            return x_in[:, :3] + self.residual_head(x)
         return self.head(x)
 
     @staticmethod
