@@ -3,9 +3,11 @@
 Every variant has its own latent z and its own pair of bottleneck keep maps (the dropout official
 MAT draws even in eval mode), all derived from (seed, index), so a variant is reproducible on its
 own and whatever batch it runs in. The image-only part of the network (the first stage's encoder
-and transformer down to the bottleneck) runs once per request; the rest runs in batches of
-variants. "More like this" (``near_variant_index``) makes new variants as small steps around a
-chosen variant's z, keeping its keep maps.
+and transformer down to the bottleneck, and the second-stage encoder's top levels outside the
+hole) runs once per request; the rest runs in batches of variants, its full-resolution levels
+only on a window around the hole when the hole is small enough for that to pay (exact up to float
+rounding: see models/mat/window.py). "More like this" (``near_variant_index``) makes new variants
+as small steps around a chosen variant's z, keeping its keep maps.
 """
 
 from __future__ import annotations
