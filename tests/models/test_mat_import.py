@@ -23,7 +23,13 @@ from inpaint_studio.engines.base import EngineError
 from inpaint_studio.engines.mat import MatEngine
 from inpaint_studio.models.bundle import load_bundle, read_config
 from inpaint_studio.models.mat import MatConfig, MatGenerator
-from inpaint_studio.models.mat.checkpoint import CheckpointError, conform, load_generator, read_state_dict
+from inpaint_studio.models.mat.checkpoint import (
+    CheckpointError,
+    conform,
+    load_generator,
+    read_checkpoint,
+    read_state_dict,
+)
 from inpaint_studio.models.safe_pickle import UnsafeCheckpointError
 
 CONFIG = MatConfig.tiny(img_resolution=128)
@@ -111,13 +117,15 @@ def fake_stylegan_modules():
         setattr(obj, attr, value)
 
 
-def write_official_pkl(path: Path, model: MatGenerator, module_src: str = "import os\n") -> None:
+def write_official_pkl(
+    path: Path, model: MatGenerator, module_src: str = "import os\n", critic: torch.nn.Module | None = None
+) -> None:
     tree = _as_pickled_tree(model, module_src)
     data = {
         "training_set_kwargs": {"resolution": CONFIG.img_resolution},
         "val_set_kwargs": None,
         "G": tree,
-        "D": None,
+        "D": None if critic is None else _as_pickled_tree(critic, module_src),
         "G_ema": tree,
         "augment_pipe": None,
     }
@@ -161,6 +169,25 @@ def test_official_pkl_imports_weights_without_running_its_code(
     assert all(torch.equal(stored[k], expected[k]) for k in expected)
     loaded = load_generator(dest)
     assert loaded.config.use_noise and not loaded.training
+
+
+def test_official_pkl_also_gives_its_discriminator_for_fine_tuning(
+    tmp_path, tiny_model, fake_stylegan_modules
+) -> None:
+    from inpaint_studio.models.mat import DiscriminatorConfig
+    from inpaint_studio.models.mat.discriminator import MatDiscriminator
+
+    critic = MatDiscriminator(DiscriminatorConfig(img_resolution=128, channel_base=2048, channel_max=16))
+    source = tmp_path / "CelebA-HQ_512.pkl"
+    write_official_pkl(source, tiny_model, critic=critic)
+    generator, fmt, critic_state = read_checkpoint(source)
+    assert fmt == "official-pkl" and generator.keys() == tiny_model.state_dict().keys()
+    expected = critic.state_dict()
+    assert critic_state is not None and critic_state.keys() == expected.keys()
+    assert all(torch.equal(critic_state[k], expected[k]) for k in expected)
+    plain = tmp_path / "G.pth"
+    torch.save(tiny_model.state_dict(), plain)
+    assert read_checkpoint(plain)[1:] == ("state-dict", None)  # only the .pkl files hold a critic
 
 
 def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path, tiny_model, fake_stylegan_modules) -> None:

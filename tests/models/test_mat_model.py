@@ -161,6 +161,48 @@ def test_truncation_pulls_toward_w_avg() -> None:
     torch.testing.assert_close(half, (ws0 + ws1) / 2, rtol=1e-5, atol=1e-5)
 
 
+def test_style_mixing_takes_the_later_ws_rows_from_the_second_latent() -> None:
+    model = tiny_generator().train()
+    num_ws = model.config.num_ws
+    image, mask = inputs(batch=2)
+    z, other = torch.randn(2, 16), torch.randn(2, 16)
+    seen: list[torch.Tensor] = []
+    model.synthesis.register_forward_hook(lambda _m, args, _out: seen.append(args[2].detach()))
+    with torch.no_grad():
+        model(image, mask, z, noise_mode="none", keep_maps=maps(model, 2), mix_z=other,
+              mix_from=torch.tensor([3, num_ws]))  # fmt: skip
+        w_avg = model.mapping.w_avg.clone()
+        plain = model.mapping(z, update_w_avg=False)
+        second = model.mapping(other, update_w_avg=False)
+    ws = seen[0]
+    torch.testing.assert_close(ws[0, :3], plain[0, :3])
+    torch.testing.assert_close(ws[0, 3:], second[0, 3:])
+    torch.testing.assert_close(ws[1], plain[1])  # cutoff num_ws: not mixed
+    assert not torch.equal(w_avg, torch.zeros_like(w_avg))  # the first mapping tracked w_avg
+    model.eval()
+    with pytest.raises(ValueError, match="mix_from"):
+        model(image, mask, z, keep_maps=maps(model, 2), mix_z=other)
+
+
+def test_critic_keeps_reals_and_fakes_in_separate_minibatch_std_groups() -> None:
+    torch.manual_seed(0)
+    disc = MatDiscriminator(
+        DiscriminatorConfig(img_resolution=RES, channel_base=1024, channel_max=16, mbstd_group_size=2)
+    )
+    real, fake = torch.randn(4, 3, RES, RES), torch.randn(4, 3, RES, RES) * 3
+    _, mask = inputs(batch=4)
+    with torch.no_grad():
+        together = disc(torch.cat([real, fake]), torch.cat([mask, mask]), torch.cat([real, fake]), sets=2)
+        mixed = disc(torch.cat([real, fake]), torch.cat([mask, mask]), torch.cat([real, fake]))
+        alone = [disc(x, mask, x) for x in (real, fake)]
+    for head in range(2):
+        expected = torch.cat([alone[0][head], alone[1][head]])
+        torch.testing.assert_close(together[head], expected, rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(mixed[head], expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="equal sets"):
+        disc(real[:3], mask[:3], real[:3], sets=2)
+
+
 def test_variant_inputs_are_reproducible_and_more_like_this_starts_at_the_reference() -> None:
     shapes = ((1, 16, 12), (1, 8, 4, 4))
     a, b = variant_inputs(7, 2, 16, shapes), variant_inputs(7, 2, 16, shapes)

@@ -39,16 +39,30 @@ class CheckpointError(ValueError):
 # ----------------------------------------------------------------------------------- reading
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """The generator state dict in ``path`` and a short name of the format it came in."""
+    generator, fmt, _ = read_checkpoint(path)
+    return generator, fmt
+
+
+def read_checkpoint(
+    path: str | Path,
+) -> tuple[dict[str, torch.Tensor], str, dict[str, torch.Tensor] | None]:
+    """(generator state, format name, discriminator state): only the official ``.pkl`` files
+    hold a discriminator (``D``, official key names); the other formats give None."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path)), "safetensors"
+        return load_file(str(path)), "safetensors", None
     data = safe_load(path)
     if isinstance(data, Mapping) and "G_ema" in data:
-        return module_state(data["G_ema"]), "official-pkl"
+        critic = data.get("D")
+        return (
+            module_state(data["G_ema"]),
+            "official-pkl",
+            module_state(critic) if critic is not None else None,
+        )
     if isinstance(data, Mapping):
         for wrapper in ("state_dict", "G_ema", "model"):
             inner = data.get(wrapper)
@@ -60,7 +74,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
                 data = inner
                 break
         if data and all(isinstance(v, torch.Tensor) for v in data.values()):
-            return {str(k): v for k, v in data.items()}, "state-dict"
+            return {str(k): v for k, v in data.items()}, "state-dict", None
     raise CheckpointError(f"{path.name} holds no MAT generator (expected an official .pkl or a state dict)")
 
 

@@ -49,7 +49,10 @@ class MinibatchStdLayer(nn.Module):
         self.group_size = group_size
         self.num_channels = num_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sets: int = 1) -> torch.Tensor:
+        """``sets`` > 1: the batch is that many equal sets (e.g. reals then fakes), never mixed."""
+        if sets > 1:
+            return torch.cat([self.forward(part) for part in x.chunk(sets)])
         n, c, h, w = x.shape
         group = min(self.group_size, n)
         if n % group:
@@ -92,10 +95,20 @@ class MatDiscriminator(nn.Module):
         self.fc1_stg1 = FullyConnectedLayer(top // 2, 1)
 
     def forward(
-        self, image: torch.Tensor, mask: torch.Tensor, image_stage1: torch.Tensor
+        self, image: torch.Tensor, mask: torch.Tensor, image_stage1: torch.Tensor, sets: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.Dis(torch.cat([mask - 0.5, image], dim=1))
+        """``sets``: the batch holds that many equal sets (reals and fakes in one call) whose
+        minibatch-std groups must not mix; the logits are those of separate calls per set."""
+        if len(image) % sets:
+            raise ValueError(f"batch {len(image)} does not split into {sets} equal sets")
+        x = _run_tower(self.Dis, torch.cat([mask - 0.5, image], dim=1), sets)
         logit = self.fc1(self.fc0(x.flatten(start_dim=1)))
-        y = self.Dis_stg1(torch.cat([mask - 0.5, image_stage1], dim=1))
+        y = _run_tower(self.Dis_stg1, torch.cat([mask - 0.5, image_stage1], dim=1), sets)
         logit_stage1 = self.fc1_stg1(self.fc0_stg1(y.flatten(start_dim=1)))
         return logit, logit_stage1
+
+
+def _run_tower(tower: nn.Sequential, x: torch.Tensor, sets: int) -> torch.Tensor:
+    for layer in tower:
+        x = layer(x, sets) if isinstance(layer, MinibatchStdLayer) else layer(x)
+    return x

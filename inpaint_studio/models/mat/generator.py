@@ -209,6 +209,20 @@ class MatGenerator(nn.Module):
         keep_maps: KeepMaps | None = None,
         noise_fn: NoiseFn | None = None,
         trace: dict[str, torch.Tensor] | None = None,
+        mix_z: torch.Tensor | None = None,
+        mix_from: torch.Tensor | None = None,
     ) -> FillOutput:
+        """Fill ``image`` where ``mask`` is 0, once per row of ``z``.
+
+        Style mixing (training): rows ``mix_from[i]`` and later of sample i's ws come from
+        ``mix_z[i]`` (``mix_from[i] == num_ws``: no mixing); that second mapping leaves w_avg alone.
+        """
         ws = self.mapping(z, truncation_psi=truncation_psi)
+        if mix_z is not None:
+            if mix_from is None:
+                raise ValueError("style mixing needs mix_from (the first ws row taken from mix_z)")
+            other = self.mapping(mix_z, truncation_psi=truncation_psi, update_w_avg=False)
+            rows = torch.arange(ws.shape[1], device=ws.device)
+            take = (rows[None, :] >= mix_from.to(ws.device)[:, None]).unsqueeze(-1)
+            ws = torch.where(take, other, ws)
         return self.synthesis(image, mask, ws, noise_mode, keep_maps, noise_fn, trace)
