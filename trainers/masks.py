@@ -89,22 +89,35 @@ def brush_strokes(
     return np.ascontiguousarray(out)
 
 
+# MAT's two RandomMask recipes (datasets/mask_generator_512.py and _256.py): tries of half-size
+# rectangles, of full-size rectangles and of brush strokes; stroke widths are 12-48 px at the size.
+MAT_RECIPES: dict[int, tuple[int, int, int]] = {512: (5, 3, 9), 256: (4, 2, 8)}
+
+
 def mat_mask(
-    h: int, w: int, rng: np.random.Generator, hole_range: tuple[float, float] = (0.0, 1.0)
+    h: int,
+    w: int,
+    rng: np.random.Generator,
+    hole_range: tuple[float, float] = (0.0, 1.0),
+    recipe: int = 512,
 ) -> np.ndarray:
     """MAT's ``RandomMask``: up to 5 half-size and 3 full-size rectangles, then brush strokes
-    (up to 9 tries); redrawn until the hole ratio lies strictly inside ``hole_range``."""
+    (up to 9 tries); redrawn until the hole ratio lies strictly inside ``hole_range``.
+    ``recipe=256`` is the 256 px variant (4, 2 and 8 tries, stroke widths given at 256 px)."""
+    if recipe not in MAT_RECIPES:
+        raise ValueError(f"MAT mask recipe must be one of {sorted(MAT_RECIPES)}, got {recipe}")
+    half_tries, full_tries, brush_tries = MAT_RECIPES[recipe]
     coef = min(hole_range[0] + hole_range[1], 1.0)
     s = min(h, w)
     for _ in range(1000):
         hole = np.zeros((h, w), bool)
-        for tries, size in ((int(5 * coef), s // 2), (int(3 * coef), s)):
+        for tries, size in ((int(half_tries * coef), s // 2), (int(full_tries * coef), s)):
             for _ in range(int(rng.integers(tries)) if tries > 0 else 0):
                 bw, bh = int(rng.integers(max(size, 1))), int(rng.integers(max(size, 1)))
                 x = int(rng.integers(-(bw // 2), max(w - bw + bw // 2, -(bw // 2) + 1)))
                 y = int(rng.integers(-(bh // 2), max(h - bh + bh // 2, -(bh // 2) + 1)))
                 hole[max(y, 0) : min(y + bh, h), max(x, 0) : min(x + bw, w)] = True
-        hole |= brush_strokes(h, w, rng, max_tries=int(9 * coef))
+        hole |= brush_strokes(h, w, rng, max_tries=int(brush_tries * coef), reference=recipe)
         ratio = float(hole.mean())
         if hole_range[0] < ratio < hole_range[1]:
             return hole

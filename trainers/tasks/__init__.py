@@ -10,6 +10,7 @@ TASKS: dict[str, str] = {
     "inpnet": "trainers.tasks.inpnet:InpNetTask",
     "maskgit-vqgan": "trainers.tasks.maskgit_vqgan:MaskGitVQGANTask",
     "maskgit": "trainers.tasks.maskgit:MaskGitTask",
+    "mat": "trainers.tasks.mat:MatTask",
 }
 
 
