@@ -20,6 +20,7 @@ class DistInfo:
     world_size: int
     local_rank: int
     device: torch.device
+    owns_group: bool = False  # we joined the process group, so we leave it when training ends
 
     @property
     def enabled(self) -> bool:
@@ -57,13 +58,20 @@ def setup(device_preference: str = "auto") -> DistInfo:
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(rank, world, local_rank, device)
+    return DistInfo(rank, world, local_rank, device, owns_group=owns)
 
 
-def cleanup() -> None:
-    if dist.is_available() and dist.is_initialized():
+def cleanup(info: DistInfo) -> None:
+    """Leave the process group only if :func:`setup` joined it.
+
+    A caller that trains several models in one process (stage 1 then stage 2) creates the group
+    once itself: joining a torchrun group a second time after leaving it can hang on stale
+    rendezvous keys in the agent's store.
+    """
+    if info.owns_group and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 

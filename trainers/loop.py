@@ -100,7 +100,7 @@ def train(
     try:
         return _train(task, config, info, progress_fn, abort_fn, show_progress)
     finally:
-        distributed.cleanup()
+        distributed.cleanup(info)
 
 
 def _train(

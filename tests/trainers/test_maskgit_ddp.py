@@ -75,6 +75,8 @@ DDP_SCRIPT = textwrap.dedent(
     from trainers.tasks.maskgit_vqgan import MaskGitVQGANTask, VQGANOptions
 
     data, root = sys.argv[1], sys.argv[2]
+    # one process group for both stages: train() leaves a group it did not create alone
+    torch.distributed.init_process_group("gloo")
 
     def recording(cls):
         class Recording(cls):
@@ -120,5 +122,6 @@ DDP_SCRIPT = textwrap.dedent(
     report["mg"] = {"seen": MG.seen, "weights": digest(MG.modules), "validation": mg.validation}
     with open(os.path.join(root, f"rank{os.environ['RANK']}.json"), "w") as f:
         json.dump(report, f)
+    torch.distributed.destroy_process_group()
     """
 )
