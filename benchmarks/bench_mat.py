@@ -1,6 +1,7 @@
 """MAT speed on the CPU: one generator forward, and N variants of one image.
 
     python benchmarks/bench_mat.py [--threads 2] [--repeats 3] [--variants 1 4 8] [--batch 1 4] [--no-bf16]
+    python benchmarks/bench_mat.py --memory [--batch 1 4]   # peak memory per variant batch size
 
 Runs the official-size 512 generator with random weights (speed does not depend on the values)
 on two masks:
@@ -17,6 +18,9 @@ The official implementation's time is quoted from the reference README (it is no
 Then N variants made the way the engine makes them (one shared encoding, then batches).
 
 The machine may be shared: the load average is printed; compare ratios within one run.
+
+``--memory`` runs, for each ``--batch`` size B, one child process that fills B variants of the golden
+input in one batch the engine's way (freed memory kept) and reports its peak resident memory.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -116,6 +123,36 @@ def line(name: str, runs: list[tuple[float, float]], threads: int) -> str:
     )
 
 
+def peak_memory(batch: int, threads: int) -> None:
+    """Child process: B variants in one batch; prints the peak RSS in MB (Linux reports KB)."""
+    torch.set_num_threads(threads)
+    keep_freed_memory()
+    torch.manual_seed(0)
+    model = MatGenerator().eval().requires_grad_(False)
+    image, golden = golden_inputs()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    variants(model, image, golden, batch, batch)()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{before:.0f} {after:.0f}")
+
+
+def memory_table(batches: list[int], threads: int) -> None:
+    print("Peak resident memory, golden input, fp32, B variants in one batch (child process each)")
+    print(f"  {'B':>3} {'model loaded':>13} {'after the fill':>15} {'fill cost':>10} {'per variant':>12}")
+    for batch in batches:
+        out = subprocess.run(
+            [sys.executable, __file__, "--peak-child", str(batch), "--threads", str(threads)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        before, after = float(out[-2]), float(out[-1])
+        print(
+            f"  {batch:>3} {before:10.0f} MB {after:12.0f} MB {after - before:7.0f} MB "
+            f"{(after - before) / batch:9.0f} MB"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -125,7 +162,15 @@ def main() -> None:
         "--batch", type=int, nargs="*", default=[1, 4], help="batch sizes for the variant runs"
     )
     parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--memory", action="store_true", help="peak memory per --batch size instead of speed")
+    parser.add_argument("--peak-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peak_child:
+        peak_memory(args.peak_child, args.threads)
+        return
+    if args.memory:
+        memory_table(args.batch, args.threads)
+        return
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -56,7 +56,10 @@ def evaluate(
     if count:
         files = [files[i * len(files) // count] for i in range(min(count, len(files)))]
     engines = {
-        "inpnet": (registry.create("inpnet", weights=weights, device=device), {"strategy": "resize", "hole_threshold": hole_threshold}),
+        "inpnet": (
+            registry.create("inpnet", weights=weights, device=device),
+            {"strategy": "resize", "hole_threshold": hole_threshold},
+        ),
         "classical": (registry.create("classical"), {}),
     }
     mixture = MaskMixture(",".join(kinds), patch=8)
@@ -136,7 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    summary = evaluate(args.weights, args.data, args.resolution, kinds, args.count, args.seed, args.device, args.hole_threshold)
+    summary = evaluate(
+        args.weights,
+        args.data,
+        args.resolution,
+        kinds,
+        args.count,
+        args.seed,
+        args.device,
+        args.hole_threshold,
+    )
     print_table(summary)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2), encoding="utf-8")

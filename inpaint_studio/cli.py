@@ -162,7 +162,9 @@ def cmd_fill(argv: Sequence[str]) -> int:
     if opts.failures:
         print(f"inpaint-studio: {len(opts.failures)} of {len(jobs)} file(s) failed:", file=sys.stderr)
         for path, reason in opts.failures:
-            print(f"  {reason if reason.startswith(path.name) else f'{path.name}: {reason}'}", file=sys.stderr)
+            print(
+                f"  {reason if reason.startswith(path.name) else f'{path.name}: {reason}'}", file=sys.stderr
+            )
         return EXIT_ENGINE
     return 0
 

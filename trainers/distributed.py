@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from inpaint_studio.models.device import pick_device as choose_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -33,20 +35,7 @@ class DistInfo:
 
 def pick_device(preference: str = "auto") -> torch.device:
     """CUDA > MPS > CPU for 'auto'; an explicit device that is not there is an error."""
-    wanted = (preference or "auto").lower()
-    if wanted == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    kind = wanted.split(":")[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("--device mps was asked for but MPS is not available; use --device cpu")
-    if kind not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps")
-    return torch.device(wanted)
+    return torch.device(choose_device(preference))
 
 
 def setup(device_preference: str = "auto") -> DistInfo:

@@ -96,15 +96,17 @@ class MatOptions:
         "architecture: official (the released models' widths), small (CPU runs), tiny (tests)",
         choices=tuple(PRESETS),
     )
-    z_dim: int | None = opt(None, "latent size (default: the preset's)")
-    w_dim: int | None = opt(None, "style size (default: the preset's)")
-    mapping_layers: int | None = opt(None, "mapping network layers (default: 8)")
-    stage1_dim: int | None = opt(None, "transformer width of the first stage (default: the preset's)")
-    stage1_heads: int | None = opt(None, "attention heads of the first stage (default: 6)")
-    channel_base: int | None = opt(
-        None, "second stage and critic: channels at resolution r = min(base / r, max) (default: the preset's)"
+    z_dim: int | None = opt(None, "latent size (None: the preset's)")
+    w_dim: int | None = opt(None, "style size (None: the preset's)")
+    mapping_layers: int | None = opt(None, "mapping network layers (None: 8, as official)")
+    stage1_dim: int | None = opt(None, "transformer width of the first stage (None: the preset's)")
+    stage1_heads: int | None = opt(
+        None, "attention heads of the first stage (None: the preset's; official 6)"
     )
-    channel_max: int | None = opt(None, "second stage and critic: most channels (default: the preset's)")
+    channel_base: int | None = opt(
+        None, "second stage and critic: channels at resolution r = min(base / r, max) (None: the preset's)"
+    )
+    channel_max: int | None = opt(None, "second stage and critic: most channels (None: the preset's)")
     noise: bool = opt(
         True, "per-pixel noise inputs in the refinement decoder (IOPaint's checkpoint has none)"
     )
