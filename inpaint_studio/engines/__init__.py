@@ -14,6 +14,7 @@ from .base import (
     Variant,
     WeightsMissing,
 )
+from .followup import Followup
 from .params import Param
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "EngineError",
     "EngineInfo",
     "Event",
+    "Followup",
     "Param",
     "Preview",
     "Progress",

@@ -56,18 +56,21 @@ class Preview:
     """An intermediate full-size image (e.g. a MaskGIT step or a diffusion latent decode).
 
     ``overlay`` optionally marks, at full size (uint8 HxW, 255 = still unknown), which part of the
-    fill is still undecided, so a UI can tint it.
+    fill is still undecided, so a UI can tint it. ``meta`` may offer a follow-up run from this
+    step (see ``engines/followup.py``).
     """
 
     image: np.ndarray
     step: int
     steps: int
     overlay: np.ndarray | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One of several alternative fills; ``meta`` holds what reproduces it (seed, noise id)."""
+    """One of several alternative fills; ``meta`` holds what reproduces it (seed, noise id) and
+    may offer a follow-up run such as "More like this" (see ``engines/followup.py``)."""
 
     image: np.ndarray
     index: int

@@ -14,7 +14,10 @@ not run). To keep some of them, send the same image, mask and settings again wit
 ``Request.meta["maskgit_lock"] = TokenLock(tokens=step_tokens[k], keep=KEEP, start_step=k)``
 where KEEP is a bool token grid (``keep_mask_to_grid`` maps a painted full-size mask to it).
 Kept tokens are fixed like known ones; the remaining unknown tokens are decoded again from
-schedule step ``start_step`` with the request's seed.
+schedule step ``start_step`` with the request's seed. Every Preview but the last offers exactly
+that as a follow-up ("Vary from this step", ``meta["followup"]``, see ``engines/followup.py``):
+the tokens that step had decided (of the first variant) are kept, the rest decoded again from
+the next step.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from .base import (
     check_cancel,
 )
 from .device import pick_device
+from .followup import FOLLOWUP_KEY, Followup
 from .framed import FramedEngine
 from .framing import framing_params, plan_frame
 from .params import Param
@@ -349,7 +353,8 @@ class MaskGitEngine(FramedEngine):
                     picture = self._preview(image, shown, touched, preview_mode)
                     overlay = _overlay(state.unknown[0].view(gh, gw), factor)
                     timing["preview"] += time.perf_counter() - t0
-                    yield Preview(picture, state.step + 1, steps, overlay=overlay)
+                    meta = _vary_from_step(state, unknown | locked, steps, gh, gw)
+                    yield Preview(picture, state.step + 1, steps, overlay=overlay, meta=meta)
         check_cancel(cancel)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -471,6 +476,23 @@ def _apply_lock(
         raise BadRequest(f"locked tokens must be code ids in [0, {codebook})")
     tokens = torch.where(keep, locked, tokens)
     return tokens, unknown & ~keep, lock.start_step
+
+
+def _vary_from_step(state: Any, hole: Any, steps: int, gh: int, gw: int) -> dict[str, Any]:
+    """A preview's follow-up: keep what step ``state.step`` decided, decode the rest again.
+
+    ``hole``: the tokens this run filled, those it decoded and those an earlier lock kept.
+    """
+    if state.step + 1 >= steps:
+        return {}  # the last step decided everything: nothing is left to vary
+    decided = hole & ~state.unknown[0].view(gh, gw)
+    lock = TokenLock(
+        tokens=state.preview[0].view(gh, gw).cpu().numpy().astype(np.int64),
+        keep=decided.cpu().numpy(),
+        start_step=state.step + 1,
+    )
+    tip = f"Keep the tokens decided by step {state.step + 1} and decode the rest again"
+    return {FOLLOWUP_KEY: Followup("Vary from this step", meta={LOCK_KEY: lock}, tip=tip)}
 
 
 def _to_tensor(image: np.ndarray, device: Any) -> Any:

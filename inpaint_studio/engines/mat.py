@@ -32,6 +32,7 @@ from .base import (
     check_cancel,
 )
 from .device import pick_device
+from .followup import FOLLOWUP_KEY, Followup
 from .framed import FramedEngine
 from .framing import framing_params
 from .params import Param
@@ -255,4 +256,10 @@ class MatEngine(FramedEngine):
         }
         if near is not None:
             meta.update(near_variant_seed=near[0], near_variant_index=near[1], spread=near[2])
+        else:  # a variant made "near" another is not reproducible as a reference (its z is a step away)
+            meta[FOLLOWUP_KEY] = Followup(
+                "More like this",
+                params={"near_variant_index": index, "near_variant_seed": seed},
+                tip=f"New variants as small steps around variant {index + 1} (the spread setting says how far)",
+            )
         return meta

@@ -6,6 +6,10 @@ runs one job at a time per document; a fill asked for while one runs waits in a 
 (a newer request replaces an older waiting one). What a fill sees is ``doc.composite()``, the
 visible layers flattened, under a snapshot of the mask taken when it was asked for; the result
 lands as a new result layer above everything, as one undo step.
+
+A follow-up (an engine's offer on a variant or a step, see ``engines/followup.py``) repeats a
+finished job on the same image, mask and settings, with the offer's overrides; its variants
+join the earlier ones in the Variants panel.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from PySide6.QtCore import QObject, Signal
 from ..core.document import Document
 from ..core.layers import Layer
 from ..engines.base import BadRequest, EngineError, Progress
+from ..engines.followup import Followup, without_followup
 from .catalog import EngineCatalog
 from .jobs import (
     FillJob,
@@ -101,6 +106,42 @@ class FillController(QObject):
             params=dict(params or {}),
         )
         job.snapshot = visible_layers_snapshot(doc)
+        return self._submit(job)
+
+    def follow_up(self, job: FillJob, followup: Followup, key: object = None) -> FillJob:
+        """Run ``followup`` from the finished-or-running ``job``: the same image, mask, prompt,
+        settings and variant count, with the follow-up's overrides.
+
+        The first time an offer (``key``) is taken the job's seed is kept; taken again, the seed
+        moves on by one each time, so the person gets new samples around the same reference
+        (which the overrides pin on their own).
+        """
+        if job.document is not self._doc or self._doc is None:
+            raise EngineError("that fill belongs to a document that is no longer open")
+        if job.image is None:
+            raise EngineError("that fill can no longer be repeated: run a new fill")
+        entry = self.catalog.entry(job.engine_id)
+        if not entry.availability.ok:
+            raise EngineError(entry.availability.reason or f"{job.engine_id} is not available")
+        taken = job.followups_taken.get(key, 0)
+        job.followups_taken[key] = taken + 1
+        child = FillJob(
+            job.engine_id,
+            job.engine_title,
+            job.document,
+            job.mask,
+            job.crop,
+            prompt=job.prompt,
+            seed=job.seed + taken,
+            variants_asked=job.variants_asked,
+            params={**job.params, **followup.params},
+            meta={**job.meta, **followup.meta},
+            parent_id=job.id,
+        )
+        child.image = job.image  # the very picture the parent filled, not what the document is now
+        return self._submit(child)
+
+    def _submit(self, job: FillJob) -> FillJob:
         if self.current is not None:
             if self.queued is not None:
                 self._end(self.queued, "cancelled")
@@ -136,7 +177,7 @@ class FillController(QObject):
             if job.result is None:
                 raise EngineError("this fill has no result")
             name = f"{title} fill"
-            meta.update(dict(job.result.meta))
+            meta.update(without_followup(job.result.meta))
             pixels = job.result.layer_pixels
             if pixels is None:
                 pixels = job.layer_pixels(job.result.image)
@@ -145,7 +186,7 @@ class FillController(QObject):
             if frame is None:
                 raise EngineError(f"this fill has no variant {variant}")
             name = f"{title} variant {frame.index + 1}"
-            meta.update(dict(frame.meta), variant=frame.index, seed=frame.seed)
+            meta.update(without_followup(frame.meta), variant=frame.index, seed=frame.seed)
             pixels = job.layer_pixels(frame.image)
         # the same layer Document.add_result_layer makes, with its pixels built off the GUI thread
         layer = job.document.add_layer(Layer(name, "result", pixels, meta=meta), label=f"Fill: {name}")
@@ -177,9 +218,11 @@ class FillController(QObject):
             job.progress = (ev.done, ev.total, ev.text)
             self.progress.emit(job)
         elif isinstance(ev, StepFrame):
+            job.offers_followups |= ev.followup is not None
             job.previews.append(ev)
             self.preview_added.emit(job, ev)
         elif isinstance(ev, VariantFrame):
+            job.offers_followups |= ev.followup is not None
             job.variants.append(ev)
             self.variant_added.emit(job, ev)
         elif isinstance(ev, ResultFrame):
@@ -190,6 +233,8 @@ class FillController(QObject):
         if job is None or job.id != job_id:
             return
         self.current = None
+        if not job.offers_followups:
+            job.image = None  # nothing will repeat this run: free the picture
         if job.cancel_flag.is_set() and status == "done":
             status = "cancelled"
         job.error = error

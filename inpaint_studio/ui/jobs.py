@@ -25,6 +25,7 @@ from ..core.document import Document
 from ..core.geometry import Rect
 from ..core.layers import Layer
 from ..engines.base import Preview, Request, Result, Variant
+from ..engines.followup import Followup, followup_of
 from .display import OverlayPixels
 
 THUMB_PIXELS = 192  # thumbnails are made at this size (shown at half of it, crisp on HiDPI)
@@ -39,6 +40,7 @@ class StepFrame:
     image: np.ndarray  # RGB, the job's crop
     overlay: np.ndarray | None  # uint8, 255 = still undecided
     display: OverlayPixels | None = None  # ready to draw (with the undecided part tinted)
+    followup: Followup | None = None  # a run the engine offers from this step
 
 
 @dataclass
@@ -49,6 +51,10 @@ class VariantFrame:
     image: np.ndarray  # RGB, the job's crop
     display: OverlayPixels | None = None
     thumb: np.ndarray | None = None  # small RGB
+
+    @property
+    def followup(self) -> Followup | None:
+        return followup_of(self.meta)
 
 
 @dataclass
@@ -71,6 +77,8 @@ class FillJob:
     seed: int = 0
     variants_asked: int = 1
     params: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)  # Request.meta (e.g. from a follow-up)
+    parent_id: int | None = None  # the job whose follow-up this one is
     id: int = field(default_factory=lambda: next(_ids))
     status: str = "queued"  # queued | running | done | failed | cancelled
     previews: list[StepFrame] = field(default_factory=list)
@@ -83,6 +91,10 @@ class FillJob:
     ended_at: float = 0.0
     cancel_flag: threading.Event = field(default_factory=threading.Event)
     snapshot: tuple[Layer, ...] = ()  # the visible layers when the fill was asked for
+    # what the engine saw (flattened on the worker); kept while follow-ups may repeat the run
+    image: np.ndarray | None = None
+    offers_followups: bool = False  # some preview or variant carried a follow-up
+    followups_taken: dict[Any, int] = field(default_factory=dict)  # per offer: how often taken
 
     @property
     def mask_crop(self) -> np.ndarray:
@@ -127,16 +139,19 @@ def visible_layers_snapshot(doc: Document) -> tuple[Layer, ...]:
 # ------------------------------------------------------------------------ worker thread side
 def build_request(job: FillJob) -> Request:
     """What the engine sees: the visible layers flattened over white (``Document.composite``)
-    with the mask as it was when Fill was pressed. The layer copies are dropped afterwards."""
-    image = composite_rgb(job.snapshot, job.mask.shape)
+    with the mask as it was when Fill was pressed. The layer copies are dropped afterwards.
+    A follow-up job comes with its parent's image and reuses it."""
+    if job.image is None:
+        job.image = composite_rgb(job.snapshot, job.mask.shape)
     job.release_snapshot()
     return Request(
-        image=image,
+        image=job.image,
         mask=job.mask,
         prompt=job.prompt,
         seed=job.seed,
         variants=job.variants_asked,
         params=dict(job.params),
+        meta=dict(job.meta),
     )
 
 
@@ -156,7 +171,7 @@ def prepare_event(job: FillJob, ev: object) -> object:
         image = np.ascontiguousarray(ev.image[sl])
         overlay = None if ev.overlay is None else np.ascontiguousarray(ev.overlay[sl])
         display = OverlayPixels(shape, job.crop, image, job.mask_crop, tint=overlay)
-        return StepFrame(ev.step, ev.steps, image, overlay, display)
+        return StepFrame(ev.step, ev.steps, image, overlay, display, followup_of(ev.meta))
     if isinstance(ev, Variant):
         image = np.ascontiguousarray(ev.image[sl])
         display = OverlayPixels(shape, job.crop, image, job.mask_crop)

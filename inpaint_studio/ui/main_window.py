@@ -136,6 +136,7 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         self.status.fit_requested.connect(lambda: self.canvas.fit())
         self.brush.changed.connect(self._sync_brush_controls)
         self.variants_panel.error.connect(self.show_error)
+        self.steps_panel.error.connect(self.show_error)
         self.autosaver.failed.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.engine_panel.availability_changed.connect(lambda ok: self._update_actions())
 

@@ -2,21 +2,29 @@
 (the fill forming step by step), and a slider to scrub back through them after the run.
 
 A preview's ``overlay`` (the part still undecided) is tinted. The slider's last position,
-"Result", shows the document as it is (with the landed fill) instead of a step.
+"Result", shows the document as it is (with the landed fill) instead of a step. When the
+engine offers a follow-up on a step (MaskGIT's "Vary from this step"), a button under the
+slider runs it for the step shown.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
+from ..engines.base import EngineError
+from . import theme
 from .canvas import Canvas
 from .display import OverlayPixels
 from .fill import FillController
 from .jobs import FillJob, StepFrame, short_title
 
+VARY_LABEL = "Vary from this step"
+
 
 class StepsPanel(QWidget):
+    error = Signal(str)
+
     def __init__(self, controller: FillController, canvas: Canvas, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
@@ -38,6 +46,9 @@ class StepsPanel(QWidget):
         self.show_tint = QCheckBox("Tint the undecided part", self)
         self.show_tint.setChecked(True)
         self.show_tint.toggled.connect(self._retint)
+        self.vary_button = QPushButton(VARY_LABEL, self)
+        theme.set_icon(self.vary_button, "mdi6.source-branch")
+        self.vary_button.clicked.connect(self.follow_up_current)
         row = QHBoxLayout()
         row.addWidget(self.slider, 1)
         row.addWidget(self.step_label)
@@ -45,6 +56,7 @@ class StepsPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.info)
         layout.addLayout(row)
+        layout.addWidget(self.vary_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.live)
         layout.addWidget(self.show_tint)
         layout.addStretch(1)
@@ -122,7 +134,36 @@ class StepsPanel(QWidget):
         if self.canvas.overlay_owner is self:
             self._on_slider(self.slider.value())
 
+    def current_frame(self) -> StepFrame | None:
+        """The step the slider is on (None on "Result" or before any step)."""
+        job, pos = self.job, self.slider.value()
+        return job.previews[pos] if job is not None and 0 <= pos < len(job.previews) else None
+
+    def follow_up_current(self) -> FillJob | None:
+        """Run the shown step's follow-up (e.g. keep what that step decided, decode the rest)."""
+        job, frame = self.job, self.current_frame()
+        if job is None or frame is None or frame.followup is None:
+            return None
+        try:
+            return self.controller.follow_up(job, frame.followup, key=("step", frame.step))
+        except EngineError as err:
+            self.error.emit(str(err))
+            return None
+
+    def _update_vary(self) -> None:
+        job, frame = self.job, self.current_frame()
+        offer = frame.followup if frame is not None else None
+        self.vary_button.setVisible(job is not None and any(f.followup is not None for f in job.previews))
+        self.vary_button.setText(offer.label if offer else VARY_LABEL)
+        self.vary_button.setToolTip(
+            (offer.tip or offer.label) if offer else "Move the slider to a step this engine can vary from"
+        )
+        self.vary_button.setEnabled(
+            offer is not None and job is not None and job.finished and job.image is not None
+        )
+
     def _update(self) -> None:
+        self._update_vary()
         job = self.job
         n = len(job.previews) if job else 0
         pos = self.slider.value()

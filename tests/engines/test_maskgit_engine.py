@@ -17,6 +17,7 @@ from inpaint_studio.engines.base import (
     Result,
     Variant,
 )
+from inpaint_studio.engines.followup import followup_of
 from inpaint_studio.engines.maskgit import LOCK_KEY, MaskGitEngine, TokenLock, keep_mask_to_grid
 from inpaint_studio.models.bundle import save_bundle
 from inpaint_studio.models.maskgit import MaskGitConfig, MaskGitTransformer, save_maskgit
@@ -194,6 +195,31 @@ def test_lock_keeps_locked_tokens(engine, photo):
     assert np.array_equal(third.meta["tokens"], second.meta["tokens"])
     with pytest.raises(BadRequest, match="grid"):
         run(engine, photo, meta={LOCK_KEY: TokenLock(shown[:4], keep[:4])})
+
+
+def test_previews_offer_vary_from_this_step(engine, photo):
+    img, mask = photo
+    request = Request(img, mask, seed=1, params={"steps": 6})
+    events = list(engine.run(request))
+    previews = [e for e in events if isinstance(e, Preview)]
+    first = events[-1]
+    offers = [followup_of(p.meta) for p in previews]
+    assert all(f is not None and f.label == "Vary from this step" for f in offers[:-1])
+    assert offers[-1] is None, "the last step left nothing undecided"
+    unknown = first.meta["unknown"]
+    lock = offers[2].meta[LOCK_KEY]
+    assert lock.start_step == 3 and np.array_equal(lock.tokens, first.meta["step_tokens"][2])
+    assert lock.keep.any() and (unknown & ~lock.keep).any() and not (lock.keep & ~unknown).any()
+    # the follow-up run keeps what step 3 decided and decodes only the rest, from step 4
+    second = list(engine.run(offers[2].apply(request, seed=5)))
+    again = [e for e in second if isinstance(e, Preview)]
+    assert [p.step for p in again] == [4, 5, 6]
+    result = second[-1]
+    assert np.array_equal(result.meta["tokens"][lock.keep], lock.tokens[lock.keep])
+    assert np.array_equal(result.meta["locked"], lock.keep)
+    # from a locked run, the next offer still keeps the earlier lock's tokens
+    nested = followup_of(again[0].meta).meta[LOCK_KEY]
+    assert not (lock.keep & ~nested.keep).any() and nested.start_step == 4
 
 
 def test_keep_mask_to_grid_maps_full_size_paint(engine, photo):

@@ -20,6 +20,7 @@ from inpaint_studio.engines.base import (
     Variant,
     WeightsMissing,
 )
+from inpaint_studio.engines.followup import followup_of
 from inpaint_studio.engines.mat import MatEngine
 from inpaint_studio.models.bundle import save_bundle
 from inpaint_studio.models.mat import MatConfig, MatGenerator
@@ -124,21 +125,16 @@ def test_a_variant_is_reproducible_on_its_own(engine, photo) -> None:
 def test_more_like_this_steps_around_the_chosen_variant(engine, photo) -> None:
     image, mask = photo
     chosen = variants(run(engine, photo, params={"batch_size": 1}))[1]
-    same = variants(
-        run(
-            engine,
-            photo,
-            variants=1,
-            seed=99,
-            params={"near_variant_index": 1, "near_variant_seed": 7, "spread": 0.0},
-        )
-    )
+    offer = followup_of(chosen.meta)  # what the app's "More like this" button sends
+    assert offer is not None and offer.params == {"near_variant_index": 1, "near_variant_seed": 7}
+    same = variants(run(engine, photo, variants=1, seed=99, params={**offer.params, "spread": 0.0}))
     assert np.array_equal(same[0].image, chosen.image)
     near = variants(
         run(engine, photo, variants=2, seed=99, params={"near_variant_index": 1, "near_variant_seed": 7})
     )
     assert near[0].meta["z_source"] == "near" and near[0].meta["near_variant_index"] == 1
     assert near[0].meta["near_variant_seed"] == 7 and near[0].meta["spread"] == pytest.approx(0.3)
+    assert followup_of(near[0].meta) is None, "a step away from a reference is not one itself"
     assert not np.array_equal(near[0].image, chosen.image) and not np.array_equal(
         near[0].image, near[1].image
     )

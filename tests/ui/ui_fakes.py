@@ -144,3 +144,44 @@ class NeedsWeightsEngine(Engine):
     def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
         self.resolve(request)
         yield Result(paint_hole(request, (9, 9, 9)))
+
+
+class FollowupEngine(Engine):
+    """Offers follow-ups the way MAT and MaskGIT do: "More like this" on every variant (parameter
+    overrides) and "Vary from this step" on every step but the last (a Request.meta entry).
+    Records every request it gets."""
+
+    info = EngineInfo(
+        id="followups",
+        title="Follow-ups (test)",
+        description="offers follow-up runs",
+        params=(
+            Param("steps", "int", 3, minimum=1, maximum=10),
+            Param("near_index", "int", -1, minimum=-1),
+            Param("near_seed", "int", -1, minimum=-1),
+        ),
+        yields_variants=True,
+        yields_previews=True,
+        needs_weights=False,
+    )
+    requests: list[Request] = []
+
+    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
+        from inpaint_studio.engines.followup import FOLLOWUP_KEY, Followup
+
+        params = self.resolve(request)
+        type(self).requests.append(request)
+        steps, first = params["steps"], int(request.meta.get("from_step", 0))
+        for s in range(first + 1, steps + 1):
+            check_cancel(cancel)
+            offer = Followup("Vary from this step", meta={"from_step": s}, tip=f"re-roll after step {s}")
+            meta = {FOLLOWUP_KEY: offer} if s < steps else {}
+            yield Preview(paint_hole(request, (40 * s, 0, 0)), s, steps, meta=meta)
+        shift = 3 if params["near_index"] >= 0 else 0  # near variants get other colours
+        for i in range(request.variants):
+            check_cancel(cancel)
+            offer = Followup("More like this", params={"near_index": i, "near_seed": request.seed})
+            color = VARIANT_COLORS[(i + shift) % len(VARIANT_COLORS)]
+            yield Variant(paint_hole(request, color), i, request.seed + i, {"z": i, FOLLOWUP_KEY: offer})
+        offer = Followup("More like this", params={"near_index": 0, "near_seed": request.seed})
+        yield Result(paint_hole(request, VARIANT_COLORS[shift]), {"z": 0, FOLLOWUP_KEY: offer})

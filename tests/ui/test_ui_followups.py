@@ -1,0 +1,108 @@
+"""Follow-ups: "More like this" on a variant and "Vary from this step" on a step preview, run
+through the real controller and worker thread with an engine that offers them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from ui_fakes import VARIANT_COLORS, FollowupEngine
+from ui_helpers import wait_job
+
+from inpaint_studio.engines.followup import FOLLOWUP_KEY
+
+
+@pytest.fixture
+def followups(window):
+    """The window with the follow-up engine chosen, a fixed seed and a square mask."""
+    FollowupEngine.requests.clear()
+    window.catalog.add(FollowupEngine)
+    panel = window.engine_panel
+    panel.refresh(select="followups")
+    assert panel.engine_id == "followups"
+    panel.new_seed.setChecked(False)
+    panel.seed.setValue(100)
+    m = np.zeros(window.document.shape, np.uint8)
+    m[40:80, 50:100] = 255
+    window.document.set_mask(m)
+    return window
+
+
+def test_more_like_this_reruns_with_the_variants_overrides_and_keeps_the_earlier_ones(followups, qtbot):
+    window, vp = followups, followups.variants_panel
+    doc = window.document
+    window.engine_panel.variants.setValue(2)
+    window.act_fill.trigger()
+    wait_job(qtbot, window)
+    first = FollowupEngine.requests[-1]
+    assert vp.list.count() == 2 and vp.more_button.isVisible()
+    # keep the first variant as a layer: the follow-up must still fill the picture as it was
+    vp.accept(0)
+    assert [ly.kind for ly in doc.layers] == ["image", "result"]
+    assert FOLLOWUP_KEY not in doc.layers[1].meta, "offers are not stored with a layer"
+    vp.list.setCurrentRow(1)
+    assert vp.more_button.isEnabled() and vp.more_button.text() == "More like this"
+    with qtbot.waitSignal(window.controller.job_finished, timeout=10000) as blocker:
+        qtbot.mouseClick(vp.more_button, Qt.MouseButton.LeftButton)
+    child = blocker.args[0]
+    assert child.status == "done" and child.parent_id is not None
+    second = FollowupEngine.requests[-1]
+    assert second.params["near_index"] == 1 and second.params["near_seed"] == 100
+    assert second.params["steps"] == first.params["steps"], "the other settings are kept"
+    assert second.seed == 100 and second.variants == 2
+    assert np.array_equal(second.mask, first.mask)
+    assert np.array_equal(second.image, first.image), "the same picture, not the one with the layer"
+    # the new variants join the list; the earlier ones stay browsable and can still be accepted
+    assert [vp.list.item(i).text() for i in range(4)] == ["1", "2", "2.1", "2.2"]
+    assert vp.list.currentRow() == 2 and window.canvas.overlay_owner is vp
+    p = window.canvas.map_from_image(75.2, 60.2).toPoint()
+    c = window.canvas.grab().toImage().pixelColor(p)
+    assert (c.red(), c.green(), c.blue()) == VARIANT_COLORS[3], "the follow-up's first variant is shown"
+    vp.list.setCurrentRow(1)
+    older = vp.accept_selected()
+    assert older.meta["variant"] == 1 and older.meta["params"]["near_index"] == -1
+    vp.list.setCurrentRow(3)
+    newer = vp.accept_selected()
+    assert newer.meta["params"]["near_index"] == 1 and FOLLOWUP_KEY not in newer.meta
+    assert len(doc.layers) == 4
+    # the same offer again, from the context menu: new samples around the same reference
+    menu = vp.context_menu(vp.list.item(1))
+    action = next(a for a in menu.actions() if a.text() == "More like this")
+    with qtbot.waitSignal(window.controller.job_finished, timeout=10000):
+        action.trigger()
+    menu.close()
+    third = FollowupEngine.requests[-1]
+    assert third.params["near_index"] == 1 and third.params["near_seed"] == 100 and third.seed == 101
+    assert vp.list.count() == 6
+    # a plain Fill starts a fresh list
+    window.act_fill.trigger()
+    wait_job(qtbot, window)
+    assert vp.list.count() == 2 and FollowupEngine.requests[-1].params.get("near_index", -1) == -1
+
+
+def test_vary_from_this_step_reruns_with_the_steps_request_meta(followups, qtbot):
+    window, sp = followups, followups.steps_panel
+    window.engine_panel.variants.setValue(1)
+    window.engine_panel.form.set_values({"steps": 4})
+    window.act_fill.trigger()
+    wait_job(qtbot, window)
+    first = FollowupEngine.requests[-1]
+    assert first.meta == {}
+    assert [ly.kind for ly in window.document.layers] == ["image", "result"]
+    assert FOLLOWUP_KEY not in window.document.layers[1].meta
+    assert sp.vary_button.isVisible() and sp.step_label.text() == "Result"
+    assert not sp.vary_button.isEnabled(), "nothing to vary from the result"
+    sp.slider.setValue(3)
+    assert not sp.vary_button.isEnabled(), "the last step offers nothing"
+    sp.slider.setValue(1)
+    assert sp.vary_button.isEnabled() and sp.vary_button.text() == "Vary from this step"
+    assert "after step 2" in sp.vary_button.toolTip()
+    with qtbot.waitSignal(window.controller.job_finished, timeout=10000) as blocker:
+        qtbot.mouseClick(sp.vary_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0].status == "done"
+    second = FollowupEngine.requests[-1]
+    assert second.meta == {"from_step": 2}
+    assert second.params == first.params and second.seed == first.seed == 100
+    assert np.array_equal(second.image, first.image) and np.array_equal(second.mask, first.mask)
+    assert [f.step for f in sp.job.previews] == [3, 4], "the new run's steps replace the old ones"
+    assert len(window.document.layers) == 3
