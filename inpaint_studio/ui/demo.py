@@ -67,7 +67,13 @@ def run_demo(window, done=None) -> None:
         if done is not None:
             QTimer.singleShot(200, done)
 
-    QTimer.singleShot(300, paint_spoon)
+    def start() -> None:
+        if window.file_ops.busy or window.document is None:  # the sample is still opening
+            QTimer.singleShot(100, start)
+            return
+        paint_spoon()
+
+    QTimer.singleShot(300, start)
 
 
 def _center(window):

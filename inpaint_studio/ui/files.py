@@ -1,4 +1,8 @@
-"""Opening and saving: which file becomes which document, and the dialogs' file filters."""
+"""Opening and saving: which file becomes which document, and the dialogs' file filters.
+
+These functions do the slow part (decoding, encoding, writing) and touch no widget, so the
+window runs them on a background thread (``file_ops.py``) with a snapshot of the document.
+"""
 
 from __future__ import annotations
 
@@ -53,12 +57,18 @@ def open_document(path: str | Path) -> Opened:
     return Opened(doc, None, path)
 
 
-def save_document(doc: Document, path: str | Path) -> Path:
+def project_path(path: str | Path) -> Path:
+    """Where a project named ``path`` is written (the .isproj suffix added when missing)."""
     path = Path(path)
     if path.suffix.lower() != PROJECT_SUFFIX:
         path = path.with_name(path.name + PROJECT_SUFFIX)
+    return path
+
+
+def save_document(doc: Document, path: str | Path) -> Path:
+    """Write ``doc`` (usually a snapshot) as a project; the caller marks the original clean."""
+    path = project_path(path)
     save_project(doc, path)
-    doc.history.mark_clean()
     return path
 
 

@@ -33,6 +33,7 @@ from .autosave import Autosaver
 from .brush import BrushSettings
 from .canvas import Canvas
 from .catalog import EngineCatalog
+from .file_ops import FileOp, FileOps
 from .fill import FillController
 from .jobs import FillJob, short_title
 from .settings import AppSettings
@@ -72,6 +73,7 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         self.source_path: Path | None = None
         self._doc: Document | None = None
         self._closing = False
+        self._close_when_idle = False  # closing waits for a running save
 
         s = self.settings
         app = QApplication.instance()
@@ -100,6 +102,7 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         self.setDockNestingEnabled(True)
 
         self.controller = FillController(self.catalog, self)
+        self.file_ops = FileOps(self)
         self.autosaver = Autosaver(autosave_store, s.get("autosave/interval_s", 60), self)
         self.tools: dict[str, Tool] = {
             "mask_brush": MaskBrushTool(self.brush),
@@ -139,6 +142,8 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         self.steps_panel.error.connect(self.show_error)
         self.autosaver.failed.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.engine_panel.availability_changed.connect(lambda ok: self._update_actions())
+        self.file_ops.started.connect(lambda op: self.status.set_file_activity(op.text))
+        self.file_ops.finished.connect(self._on_file_op_finished)
 
     # =================================================================== settings
     def _restore_settings(self) -> None:
@@ -464,8 +469,21 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         finally:
             QApplication.restoreOverrideCursor()
 
+    def _on_file_op_finished(self, op: FileOp) -> None:
+        self.status.set_file_activity(None)
+        if self._close_when_idle:
+            self._close_when_idle = False
+            self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self._closing and not self.maybe_save():
+        op = self.file_ops.current
+        if op is not None and not self._closing:
+            # nothing is lost: a save (or open) in progress finishes first, then the window closes
+            self._close_when_idle = True
+            self.statusBar().showMessage(f"{op.text} The window closes when it is done.", 10000)
+            event.ignore()
+            return
+        if not self._closing and not self.maybe_save(self.close):
             event.ignore()
             return
         self.shutdown()
@@ -476,6 +494,7 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         if self._closing:
             return
         self._closing = True
+        self.file_ops.wait()
         self.save_settings()
         self.controller.shutdown()
         self.autosaver.shutdown()

@@ -34,6 +34,15 @@ class StatusBar(QStatusBar):
         self.progress.hide()
         self.progress_text = QLabel(self)
         self.progress_text.hide()
+        # opening or saving in the background: a label and a small busy bar
+        self.file_text = QLabel(self)
+        self.file_text.hide()
+        self.file_busy = QProgressBar(self)
+        self.file_busy.setRange(0, 0)
+        self.file_busy.setMaximumWidth(60)
+        self.file_busy.setMaximumHeight(12)
+        self.file_busy.setTextVisible(False)
+        self.file_busy.hide()
         self.cancel = QToolButton(self)
         self.cancel.setDefaultAction(cancel_action)
         self.cancel.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -53,7 +62,16 @@ class StatusBar(QStatusBar):
         for s in ZOOM_PRESETS:
             menu.addAction(f"{s * 100:g} %", lambda s=s: self.zoom_requested.emit(s))
         self.zoom.setMenu(menu)
-        for w in (self.progress_text, self.progress, self.cancel, self.cursor, self.size_label, self.zoom):
+        for w in (
+            self.file_text,
+            self.file_busy,
+            self.progress_text,
+            self.progress,
+            self.cancel,
+            self.cursor,
+            self.size_label,
+            self.zoom,
+        ):
             self.addPermanentWidget(w)
         for w in (self.progress, self.cancel):
             # showing the run's widgets must not re-lay out (and repaint) the whole window
@@ -83,6 +101,12 @@ class StatusBar(QStatusBar):
         if running:
             self.progress.setRange(0, 0)  # busy until the first Progress event
             self.progress_text.setText("Starting…")
+
+    def set_file_activity(self, text: str | None) -> None:
+        """Show what file operation runs in the background (None: nothing)."""
+        self.file_text.setText(text or "")
+        self.file_text.setVisible(bool(text))
+        self.file_busy.setVisible(bool(text))
 
     def set_progress(self, done: int, total: int, text: str = "") -> None:
         if total > 0:

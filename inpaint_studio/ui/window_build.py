@@ -132,8 +132,9 @@ class WindowBuilder:
         # files
         self.act_open = A("&Open…", self.open_dialog, SK.Open, "mdi6.folder-open")
         self.act_sample = A("Open the &sample photo", self.open_sample, None, "mdi6.image-outline")
-        self.act_save = A("&Save", self.save, SK.Save, "mdi6.content-save")
-        self.act_save_as = A("Save &as…", self.save_as_dialog, SK.SaveAs)
+        # (lambdas: triggered(bool) must not reach save's ``then`` argument)
+        self.act_save = A("&Save", lambda: self.save(), SK.Save, "mdi6.content-save")
+        self.act_save_as = A("Save &as…", lambda: self.save_as_dialog(), SK.SaveAs)
         self.act_export = A("&Export image…", lambda: self.export_dialog(None), "Ctrl+E", "mdi6.export")
         self.act_export_layer = A(
             "Export &layer…", self.export_layer_dialog, None, "mdi6.file-export-outline"

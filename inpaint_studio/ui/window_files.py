@@ -1,10 +1,16 @@
 """The main window's file commands: open (dialog, recent list, drag and drop), save, export,
 close with a question when work is unsaved, and recovery of autosaved work. A mixin of
-:class:`MainWindow`."""
+:class:`MainWindow`.
+
+Reading and writing files runs in the background (``file_ops.py``): the commands return the
+started :class:`FileOp` (None when nothing started) and finish on the GUI thread when it ends.
+Saving writes a snapshot; a change made while it is written keeps the document modified.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +30,8 @@ from ..core.document import MASK
 from ..core.imageio import ImageError
 from ..core.project import ProjectError
 from . import files
-from .autosave import RecoveryDialog
+from .autosave import RecoveryDialog, snapshot
+from .file_ops import EditWatch, FileOp
 
 log = logging.getLogger(__name__)
 
@@ -52,63 +59,121 @@ class FileCommands:
         dialog.fileSelected.connect(self.open_path)
         dialog.open()
 
-    def open_sample(self) -> bool:
+    def open_sample(self) -> FileOp | None:
         return self.open_path(SAMPLE, remember=False)
 
-    def open_path(self, path: str | Path, remember: bool = True) -> bool:
-        """Open a picture or project in place of the current document (asking to save first)."""
-        path = Path(path)
-        if not self.maybe_save():
+    def _refuse_while_busy(self) -> bool:
+        """One file operation at a time: say so (without a dialog) when one is running."""
+        op = self.file_ops.current
+        if op is None:
             return False
-        try:
-            with busy_cursor():
-                opened = files.open_document(path)
-        except (ImageError, ProjectError, OSError) as err:
-            self.show_error(str(err))
+        self.show_error(
+            f"{op.text.rstrip('…')} is still in progress: try again when it has finished.", "warning"
+        )
+        return True
+
+    def open_path(self, path: str | Path, remember: bool = True) -> FileOp | None:
+        """Open a picture or project in place of the current document (asking to save first).
+
+        The file is decoded in the background; the document changes when that has finished.
+        """
+        path = Path(path)
+        if self._refuse_while_busy() or not self.maybe_save(lambda: self.open_path(path, remember)):
+            return None
+        watch = EditWatch(self._doc) if self._doc is not None else None
+        op = FileOp("open", path, f"Opening {path.name}…")
+        return self.file_ops.start(
+            op,
+            lambda: files.open_document(path),
+            lambda op: self._opened(op, remember, watch),
+            (ImageError, ProjectError, OSError),
+        )
+
+    def _opened(self, op: FileOp, remember: bool, watch: EditWatch | None) -> None:
+        path = op.path
+        assert path is not None
+        changed = watch.stop() if watch is not None else False
+        if self._closing:
+            return
+        if not op.ok:
+            self.show_error(op.error)
             if remember and not path.exists():
                 self.settings.remove_recent(str(path.resolve()))
-            return False
+            return
+        if changed and not self.maybe_save(lambda: self._set_opened(op, remember)):
+            return  # the person edited while it loaded: their answer decides
+        self._set_opened(op, remember)
+
+    def _set_opened(self, op: FileOp, remember: bool) -> None:
+        opened, path = op.result, op.path
         self.set_document(opened.document, opened.project, opened.source)
         if remember:
             self.settings.add_recent(path)
             self.settings.set("files/last_dir", str(path.resolve().parent))
         self.banner.hide()
         self.statusBar().showMessage(f"Opened {path.name}", 3000)
-        return True
 
-    def save(self) -> bool:
+    def save(self, then: Callable[[], object] | None = None) -> FileOp | None:
+        """Save to the project file (asking where the first time); ``then`` runs after success."""
         if self._doc is None:
-            return False
+            return None
         if self.project_path is None:
-            return self.save_as_dialog()
-        return self.save_to(self.project_path)
+            return self.save_as_dialog(then)
+        return self.save_to(self.project_path, then)
 
-    def save_as_dialog(self) -> bool:
-        if self._doc is None:
-            return False
+    def save_as_dialog(self, then: Callable[[], object] | None = None) -> FileOp | None:
+        if self._doc is None or self._refuse_while_busy():
+            return None
         base = self.project_path or (
             self.source_path.with_suffix(".isproj") if self.source_path else Path.home() / "untitled.isproj"
         )
         path, _ = QFileDialog.getSaveFileName(self, "Save project", str(base), files.PROJECT_FILTER)
-        return bool(path) and self.save_to(path)
+        return self.save_to(path, then) if path else None
 
-    def save_to(self, path: str | Path) -> bool:
+    def save_to(self, path: str | Path, then: Callable[[], object] | None = None) -> FileOp | None:
+        """Write the document as it is now to ``path`` in the background.
+
+        It is marked saved when the write succeeds, unless it changed meanwhile; ``then`` runs
+        after a successful save of everything (e.g. the open or close that asked for it).
+        """
         doc = self._doc
-        if doc is None:
-            return False
-        try:
-            with busy_cursor():
-                saved = files.save_document(doc, path)
-        except (ProjectError, OSError, ValueError) as err:
-            self.show_error(f"Could not save {Path(path).name}: {err}")
-            return False
-        self.project_path = saved
+        if doc is None or self._refuse_while_busy():
+            return None
+        target = files.project_path(path)
+        copy = snapshot(doc)  # a memory copy; the encoding and writing happen off this thread
+        watch = EditWatch(doc)
+        op = FileOp("save", target, f"Saving {target.name}…")
+        return self.file_ops.start(
+            op,
+            lambda: files.save_document(copy, target),
+            lambda op: self._saved(op, doc, watch, then),
+            (ProjectError, OSError, ValueError),
+        )
+
+    def _saved(self, op: FileOp, doc, watch: EditWatch, then: Callable[[], object] | None) -> None:
+        changed = watch.stop()
+        saved = op.path
+        assert saved is not None
+        if not op.ok:
+            self.show_error(f"Could not save {saved.name}: {op.error}")
+            return
         self.settings.add_recent(saved)
+        if doc is not self._doc:
+            return
+        self.project_path = saved
         self.autosaver.set_title(self.document_title, str(saved))
+        if changed:
+            self.statusBar().showMessage(
+                f"Saved {saved.name}; the changes made while it was saving are not in it yet", 8000
+            )
+            self._update_title()
+            return
+        doc.history.mark_clean()
         self.autosaver.discard()
         self._update_title()
         self.statusBar().showMessage(f"Saved {saved.name}", 3000)
-        return True
+        if then is not None:
+            then()
 
     def export_dialog(self, target: str | None) -> None:
         doc = self._doc
@@ -133,22 +198,33 @@ class FileCommands:
         if target is not None:
             self.export_dialog(target)
 
-    def export_to(self, path: str | Path, target: str | None = None) -> bool:
+    def export_to(self, path: str | Path, target: str | None = None) -> FileOp | None:
+        """Write the composite, one layer or the mask as an image, in the background."""
         doc = self._doc
-        if doc is None:
-            return False
-        try:
-            with busy_cursor():
-                saved = files.export(doc, path, target)
-        except (ImageError, OSError, KeyError) as err:
-            self.show_error(f"Could not export: {err}")
-            return False
-        self.settings.set("files/export_dir", str(Path(saved).resolve().parent))
-        self.statusBar().showMessage(f"Exported {Path(saved).name}", 3000)
-        return True
+        if doc is None or self._refuse_while_busy():
+            return None
+        if target is not None and target != MASK:
+            try:
+                doc.layer(target)
+            except KeyError as err:
+                self.show_error(f"Could not export: {err}")
+                return None
+        copy = snapshot(doc)
+        op = FileOp("export", Path(path), f"Exporting {Path(path).name}…")
+        return self.file_ops.start(
+            op, lambda: files.export(copy, path, target), self._exported, (ImageError, OSError, KeyError)
+        )
+
+    def _exported(self, op: FileOp) -> None:
+        if not op.ok:
+            self.show_error(f"Could not export: {op.error}")
+            return
+        saved = Path(op.result)
+        self.settings.set("files/export_dir", str(saved.resolve().parent))
+        self.statusBar().showMessage(f"Exported {saved.name}", 3000)
 
     def close_document(self) -> bool:
-        if not self.maybe_save():
+        if self._refuse_while_busy() or not self.maybe_save(self.close_document):
             return False
         self.set_document(None)
         return True
@@ -172,14 +248,19 @@ class FileCommands:
             QMessageBox.StandardButton.Discard: "discard",
         }.get(QMessageBox.StandardButton(answer), "cancel")
 
-    def maybe_save(self) -> bool:
-        """Whether it is fine to drop the current document (asks when it has unsaved work)."""
+    def maybe_save(self, then: Callable[[], object] | None = None) -> bool:
+        """Whether the current document may be dropped now (asks when it has unsaved work).
+
+        When the person chooses Save, the save starts in the background and this returns
+        False; ``then`` (typically the command that asked) runs again once the save succeeded.
+        """
         doc = self._doc
         if doc is None or not doc.modified:
             return True
         answer = self.ask_unsaved()
         if answer == "save":
-            return self.save()
+            self.save(then)
+            return False
         return answer == "discard"
 
     # recovery ----------------------------------------------------------------------
@@ -203,21 +284,29 @@ class FileCommands:
         self._recovery_dialog = dialog
         return dialog
 
-    def recover(self, entry: RecoveryEntry) -> bool:
-        if not self.maybe_save():
-            return False
-        try:
-            with busy_cursor():
-                doc = self.autosaver.store.recover(entry)
-        except (ProjectError, OSError) as err:
-            self.show_error(str(err))
-            return False
+    def recover(self, entry: RecoveryEntry) -> FileOp | None:
+        if self._refuse_while_busy() or not self.maybe_save(lambda: self.recover(entry)):
+            return None
+        op = FileOp("recover", entry.project, f"Recovering {entry.title}…")
+        return self.file_ops.start(
+            op,
+            lambda: self.autosaver.store.recover(entry),
+            lambda op: self._recovered(op, entry),
+            (ProjectError, OSError),
+        )
+
+    def _recovered(self, op: FileOp, entry: RecoveryEntry) -> None:
+        if self._closing:
+            return
+        if not op.ok:
+            self.show_error(op.error)
+            return
+        doc = op.result
         source = Path(entry.source) if entry.source else None
         project = source if source is not None and source.suffix == ".isproj" else None
         self.set_document(doc, project, None if project else source)
         self.autosaver.tick()  # take ownership of the autosave right away
         self.banner.show_message(f"Recovered {entry.title}. Save it to keep it.", "info")
-        return True
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
-from ui_helpers import photo
+from ui_helpers import photo, wait_files
 
 from inpaint_studio.core.document import MASK
 from inpaint_studio.core.imageio import read_image, save_image
@@ -20,7 +20,7 @@ from inpaint_studio.ui.main_window import SAMPLE
 def test_open_export_and_recent(window, qtbot, tmp_path):
     src = tmp_path / "shelf.png"
     save_image(src, photo(90, 130, seed=3))
-    assert window.open_path(src)
+    assert wait_files(qtbot, window, window.open_path(src)).ok
     doc = window.document
     assert (doc.width, doc.height) == (130, 90)
     assert "shelf.png" in window.windowTitle()
@@ -28,7 +28,7 @@ def test_open_export_and_recent(window, qtbot, tmp_path):
     assert window.settings.recent_files()[0] == str(src.resolve())
     for suffix in (".png", ".jpg", ".webp"):
         out = tmp_path / f"out{suffix}"
-        assert window.export_to(out)
+        assert wait_files(qtbot, window, window.export_to(out)).ok
         loaded = read_image(out)
         assert loaded.rgb.shape == (90, 130, 3)
     assert np.array_equal(read_image(tmp_path / "out.png").rgb, doc.composite())
@@ -36,15 +36,15 @@ def test_open_export_and_recent(window, qtbot, tmp_path):
     m = np.zeros(doc.shape, np.uint8)
     m[10:20, 10:30] = 255
     doc.set_mask(m)
-    assert window.export_to(tmp_path / "mask.png", MASK)
+    assert wait_files(qtbot, window, window.export_to(tmp_path / "mask.png", MASK)).ok
     assert np.array_equal(read_image(tmp_path / "mask.png").rgb[..., 0], m)
-    assert window.export_to(tmp_path / "layer.png", doc.layers[0].id)
+    assert wait_files(qtbot, window, window.export_to(tmp_path / "layer.png", doc.layers[0].id)).ok
     # a broken file is a message, not a crash, and the open document stays
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     doc.history.mark_clean()
-    assert not window.open_path(bad)
-    assert window.document is doc
+    op = wait_files(qtbot, window, window.open_path(bad))
+    assert not op.ok and window.document is doc
     assert "broken.png" in window.banner.message
 
 
@@ -109,6 +109,7 @@ def test_autosave_then_recovery_after_a_crash(window, qtbot, tmp_path):
     dialog = window.offer_recovery()
     assert dialog is not None and dialog.list.count() == 1
     dialog.recover_button.click()
+    wait_files(qtbot, window)
     rec = window.document
     assert rec.id == info_id and rec.modified, "recovered work counts as unsaved"
     assert np.array_equal(rec.mask, expected[1])
@@ -201,16 +202,17 @@ def test_app_main_opens_the_sample_and_exits(qtbot, monkeypatch):
     from inpaint_studio import app as app_module
 
     assert SAMPLE.is_file() and (SAMPLE.parent / "SOURCE.md").is_file()
-    monkeypatch.setattr(QApplication, "exec", lambda self=None: _close_all_and_return())
+    monkeypatch.setattr(QApplication, "exec", lambda self=None: _close_all_and_return(qtbot))
     assert app_module.main(["--sample", "--no-recovery", "--theme", "light"]) == 0
 
 
-def _close_all_and_return() -> int:
+def _close_all_and_return(qtbot) -> int:
     from inpaint_studio.ui.main_window import MainWindow
 
     wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
     assert len(wins) == 1
     win = wins[0]
+    wait_files(qtbot, win)  # the sample opens in the background
     assert win.document is not None and win.document.width == 600, "the sample photo is open"
     win.close()
     return 0

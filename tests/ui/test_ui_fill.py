@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from ui_fakes import VARIANT_COLORS, FailingEngine, SlowEngine
-from ui_helpers import drag, wait_job
+from ui_helpers import drag, wait_files, wait_job
 
 from inpaint_studio.core.project import load_project
 
@@ -44,7 +44,7 @@ def test_classical_fill_lands_as_a_layer_and_the_project_reopens_identical(windo
     assert window.act_undo.isEnabled()
 
     path = tmp_path / "work.isproj"
-    assert window.save_to(path)
+    assert wait_files(qtbot, window, window.save_to(path)).ok
     assert not doc.modified
     reopened = load_project(path)
     assert [ly.kind for ly in reopened.layers] == ["image", "result"]
@@ -53,7 +53,7 @@ def test_classical_fill_lands_as_a_layer_and_the_project_reopens_identical(windo
     assert np.array_equal(reopened.mask, doc.mask)
     # and through the window, from the recent list
     window.set_document(None)
-    assert window.open_path(str(path))
+    assert wait_files(qtbot, window, window.open_path(str(path))).ok
     assert np.array_equal(window.document.composite(), comp)
     assert str(path.resolve()) == window.settings.recent_files()[0]
 

@@ -39,3 +39,11 @@ def wait_job(qtbot, window, timeout: int = 10000):
     """Wait until the window's fill controller is idle."""
     qtbot.waitUntil(lambda: not window.controller.busy, timeout=timeout)
     QApplication.processEvents()
+
+
+def wait_files(qtbot, window, op=None, timeout: int = 10000):
+    """Wait until the window's background file operation (open, save, export) has ended;
+    returns ``op`` so that a test can write ``assert wait_files(qtbot, w, w.save_to(p)).ok``."""
+    qtbot.waitUntil(lambda: not window.file_ops.busy, timeout=timeout)
+    QApplication.processEvents()
+    return op
