@@ -41,9 +41,10 @@ from .weights import require_weights, weights_availability
 ENGINE_ID = "mat"
 HINT = "train with `inpaint-studio-train mat` or import the official checkpoint with `inpaint-studio import mat FILE`"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-# Variants per batch when batch_size is 0. On the CPU, 4 fills of a 512 image in one batch took
-# 0.70-0.82 of the time of 4 one-at-a-time fills (benchmarks/bench_mat.py) and peak at about
-# 3.7 GB resident (1.4 GB for one, 6.6 GB for 8), which desktop machines afford.
+# Variants per batch when batch_size is 0. On the CPU (benchmarks/bench_mat.py, 2 threads, 512 px)
+# 4 variants in one batch took 0.70-0.82 of the time of 4 separate engine runs; sharing the encoding
+# with batches of 1 did as well in one run (0.76), so the gain is the shared encoding more than the
+# batch. A batch of 4 peaks at about 3.7 GB resident (1.4 GB for one, 6.6 GB for 8).
 AUTO_BATCH = {"cpu": 4, "cuda": 8, "mps": 4}
 
 
