@@ -92,13 +92,15 @@ Event = Progress | Preview | Variant | Result
 class Request:
     """Everything one fill needs. ``variants`` > 1 asks engines that support it for N fills.
 
-    ``meta`` carries engine-specific inputs that are not settings (no schema, not shown as a
+    ``prompt`` / ``negative_prompt`` condition engines that take text (``info.takes_prompt``); the
+    others ignore them. ``meta`` carries engine-specific inputs that are not settings (no schema, not shown as a
     form), e.g. MaskGIT's token lock taken from an earlier run's ``Result.meta``.
     """
 
     image: np.ndarray
     mask: np.ndarray
     prompt: str = ""
+    negative_prompt: str = ""
     seed: int = 0
     variants: int = 1
     params: Mapping[str, Any] = field(default_factory=dict)
