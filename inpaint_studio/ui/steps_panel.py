@@ -15,9 +15,9 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlid
 from ..engines.base import EngineError
 from . import theme
 from .canvas import Canvas
-from .display import OverlayPixels
+from ..session.display import OverlayPixels
 from .fill import FillController
-from .jobs import FillJob, StepFrame, short_title
+from ..session.jobs import FillJob, StepFrame, short_title
 
 VARY_LABEL = "Vary from this step"
 

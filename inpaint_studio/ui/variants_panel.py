@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
 from ..engines.base import EngineError
 from . import theme
 from .canvas import Canvas
-from .display import OverlayPixels
+from ..session.display import OverlayPixels
 from .fill import FillController
-from .jobs import FillJob, VariantFrame, short_title
+from ..session.jobs import FillJob, VariantFrame, short_title
 
 THUMB = 96
 INDEX_ROLE = Qt.ItemDataRole.UserRole + 1
