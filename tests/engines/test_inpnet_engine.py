@@ -8,7 +8,15 @@ import torch
 
 from inpaint_studio.core import paths
 from inpaint_studio.engines import registry
-from inpaint_studio.engines.base import BadRequest, Cancelled, EngineError, Request, Result, WeightsMissing
+from inpaint_studio.engines.base import (
+    BadRequest,
+    Cancelled,
+    EngineError,
+    Request,
+    Result,
+    WeightsMissing,
+    at_full_size,
+)
 from inpaint_studio.engines.inpnet import InpNetEngine
 from inpaint_studio.models.bundle import save_bundle
 from inpaint_studio.models.mae.inpnet import InpNet, InpNetConfig
@@ -40,7 +48,7 @@ def photo():
 
 
 def _result(engine, image, mask, **params):
-    events = list(engine.run(Request(image, mask, params=params)))
+    events = [at_full_size(e, image) for e in engine.run(Request(image, mask, params=params))]
     assert isinstance(events[-1], Result)
     return events[-1].image
 
@@ -65,7 +73,8 @@ def test_fills_only_the_hole_deterministically(weights, photo):
     assert np.array_equal(out[mask == 0], image[mask == 0])
     assert not np.array_equal(out[mask > 0], image[mask > 0])
     assert np.array_equal(out, _result(engine, image, mask))
-    assert engine.info.native_size == 32 and engine.info.pad_multiple == 8  # taken from the weights
+    geometry = engine.load({"device": "cpu", "precision": "fp32"}, lambda: False)
+    assert (geometry.native_size, geometry.pad_multiple) == (32, 8)  # taken from the weights
 
 
 def test_hole_threshold_changes_what_the_encoder_sees(weights, photo):
