@@ -20,6 +20,7 @@ from inpaint_studio.engines.base import (
 from inpaint_studio.engines.inpnet import InpNetEngine
 from inpaint_studio.models.bundle import save_bundle
 from inpaint_studio.models.mae.inpnet import InpNet, InpNetConfig
+from tests.engines.device_check import assert_cuda_is_one_line_exit_1
 
 TINY = InpNetConfig(
     img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, skip_layers=(2, 1), bridge_dim=32,
@@ -111,3 +112,7 @@ def test_broken_weights_give_a_clear_error(tmp_path, photo):
         _result(InpNetEngine(weights=folder, device="cpu"), image, mask)
     other = save_bundle(tmp_path / "mat", "mat", {}, {"x": torch.zeros(1)})
     assert "not InP-Net" in InpNetEngine.availability(other).reason
+
+
+def test_an_unusable_device_is_one_line_and_exit_1(weights, tmp_path, capsys) -> None:
+    assert_cuda_is_one_line_exit_1("inpnet", weights, tmp_path, capsys)

@@ -20,10 +20,11 @@ from inpaint_studio.engines.base import (
 )
 from inpaint_studio.engines.followup import followup_of
 from inpaint_studio.engines.maskgit import LOCK_KEY, MaskGitEngine, TokenLock, keep_mask_to_grid
-from inpaint_studio.engines.seeds import variant_seed
+from inpaint_studio.engines.seeds import next_take_seed, variant_seed
 from inpaint_studio.models.bundle import save_bundle
 from inpaint_studio.models.maskgit import MaskGitConfig, MaskGitTransformer, save_maskgit
 from inpaint_studio.models.vqgan import VQGAN, VQGANConfig
+from tests.engines.device_check import assert_cuda_is_one_line_exit_1
 
 GRID, FACTOR, CB = 8, 4, 64
 
@@ -292,3 +293,21 @@ def test_import_valeoai_and_taming_pair(reference_dir, tmp_path):
     assert (geometry.native_size, geometry.pad_multiple) == (16, 4)
     assert sum(isinstance(e, Preview) for e in events) == 4
     assert np.array_equal(events[-1].image[mask == 0], img[mask == 0])
+
+
+def test_an_unusable_device_is_one_line_and_exit_1(weights, tmp_path, capsys) -> None:
+    assert_cuda_is_one_line_exit_1("maskgit", weights, tmp_path, capsys)
+
+
+def test_two_takes_of_vary_from_this_step_never_repeat_a_fill(engine, photo):
+    """The app runs a follow-up again with ``next_take_seed``: every take's variants are new."""
+    img, mask = photo
+    request = Request(img, mask, seed=3, variants=2, params={"steps": 6})
+    events = list(engine.run(request))
+    offer = followup_of([e for e in events if isinstance(e, Preview)][1].meta)
+    assert offer is not None
+    fills = [tuple(v.meta["tokens"].ravel()) for v in events if isinstance(v, Variant)]
+    for take in range(2):
+        again = engine.run(offer.apply(request, seed=next_take_seed(request.seed, take)))
+        fills += [tuple(v.meta["tokens"].ravel()) for v in again if isinstance(v, Variant)]
+    assert len(fills) == 6 and len(set(fills)) == 6

@@ -26,6 +26,7 @@ from inpaint_studio.engines.runtime import DeviceUnavailable
 from inpaint_studio.engines.seeds import variant_seed
 from inpaint_studio.models.bundle import save_bundle
 from inpaint_studio.models.mat import MatConfig, MatGenerator
+from tests.engines.device_check import assert_cuda_is_one_line_exit_1
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +202,7 @@ def test_bf16_on_cpu_runs_and_fp16_is_refused(engine, photo) -> None:
     assert np.abs(bf16[0].image.astype(int) - fp32).mean() < 40  # random tiny weights: coarse check only
     with pytest.raises(DeviceUnavailable, match="fp16 needs a GPU"):
         run(engine, photo, variants=1, params={"precision": "fp16"})
+
+
+def test_an_unusable_device_is_one_line_and_exit_1(weights, tmp_path, capsys) -> None:
+    assert_cuda_is_one_line_exit_1("mat", weights, tmp_path, capsys)

@@ -108,3 +108,34 @@ def test_vary_from_this_step_reruns_with_the_steps_request_meta(followups, qtbot
     assert np.array_equal(second.image, first.image) and np.array_equal(second.mask, first.mask)
     assert [f.step for f in sp.job.previews] == [3, 4], "the new run's steps replace the old ones"
     assert len(window.document.layers) == 3
+
+
+def test_a_follow_up_asked_before_the_worker_built_the_picture_waits_for_it(followups, qtbot, monkeypatch):
+    """The worker flattens the layers when a fill starts; a follow-up asked for before that (the
+    picture is still None on the job) must not fail or read a missing picture: it runs after the
+    parent, on the very picture the parent filled."""
+    import threading
+    import time
+
+    from inpaint_studio.engines.followup import Followup
+    from inpaint_studio.session import jobs
+
+    window = followups
+    release = threading.Event()
+    flatten = jobs.composite_rgb
+
+    def slow_flatten(*args, **kwargs):
+        release.wait(5.0)
+        return flatten(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "composite_rgb", slow_flatten)
+    parent = window.fill()
+    time.sleep(0.05)
+    assert parent.image is None, "the worker is still flattening"
+    child = window.controller.follow_up(parent, Followup("More like this", params={"near_index": 0}), key="x")
+    release.set()
+    qtbot.waitUntil(lambda: child.finished, timeout=10000)
+    wait_job(qtbot, window)
+    assert parent.status == "done" and child.status == "done", child.error
+    first, second = FollowupEngine.requests[-2:]
+    assert np.array_equal(second.image, first.image) and second.params["near_index"] == 0
