@@ -357,3 +357,34 @@ def test_a_soft_mask_gives_the_same_pixels_in_the_app_and_the_cli(window, qtbot,
     assert np.array_equal(cli_pixels[soft == 0], image[soft == 0])
     assert not np.array_equal(cli_pixels[rim], image[rim]), "the rim is partly filled"
     assert np.array_equal(app_pixels, cli_pixels)
+
+
+def test_prompt_engines_show_and_send_a_negative_prompt(window, qtbot):
+    from dataclasses import replace
+
+    from ui_fakes import ScriptedEngine
+
+    seen = []
+
+    class PromptEngine(ScriptedEngine):
+        info = replace(ScriptedEngine.info, id="prompted", title="Prompted (test)", takes_prompt=True)
+
+        def run(self, request, cancel=lambda: False):
+            seen.append(request)
+            yield from super().run(request, cancel)
+
+    window.catalog.add(PromptEngine)
+    panel = window.engine_panel
+    panel.refresh(select="scripted")
+    assert panel.negative_prompt.isHidden(), "engines without prompts show no negative prompt"
+    panel.refresh(select="prompted")
+    assert not panel.negative_prompt.isHidden()
+    panel.prompt.setPlainText("a blue ceramic mug")
+    panel.negative_prompt.setPlainText("text, watermark")
+    panel.variants.setValue(1)
+    paint_square(window)
+    window.fill()
+    wait_job(qtbot, window)
+    assert seen[-1].prompt == "a blue ceramic mug" and seen[-1].negative_prompt == "text, watermark"
+    layer = window.document.layers[-1]
+    assert layer.meta["negative_prompt"] == "text, watermark"
