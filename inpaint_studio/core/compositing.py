@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .geometry import Rect
+from .geometry import Rect, nonzero_box
 from .layers import Layer
 
 
@@ -53,11 +53,8 @@ def composite_rgb(
 
 def content_box(alpha: np.ndarray) -> Rect | None:
     """Bounding box of the pixels with alpha > 0, or None when all are transparent."""
-    rows = np.flatnonzero(alpha.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(alpha[rows[0] : rows[-1] + 1].any(axis=0))
-    return Rect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    box = nonzero_box(alpha)
+    return None if box.empty else box
 
 
 def blend_over(dst: np.ndarray, src: np.ndarray, opacity: float = 1.0) -> None:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.compositing import blend_over
+from ..core.geometry import nonzero_box
 from .params import Param, resolve_params
 
 CancelFn = Callable[[], bool]
@@ -171,11 +172,8 @@ class Request:
     @cached_property
     def mask_box(self) -> tuple[int, int, int, int] | None:
         """(x0, y0, x1, y1) of the mask's non-zero pixels, or None when it is empty (computed once)."""
-        rows = np.flatnonzero(self.mask.any(axis=1))
-        if rows.size == 0:
-            return None
-        cols = np.flatnonzero(self.mask[rows[0] : rows[-1] + 1].any(axis=0))
-        return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+        box = nonzero_box(self.mask)
+        return None if box.empty else (box.x, box.y, box.right, box.bottom)
 
     def validate(self) -> None:
         """Raise :class:`BadRequest` with a one-line reason for unusable input."""

@@ -15,6 +15,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from ..core.geometry import nonzero_box
 from .params import Param
 
 Strategy = Literal["crop", "resize", "original"]
@@ -112,10 +113,11 @@ def paste_alpha(mask: np.ndarray, feather: int = 0) -> np.ndarray:
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    """(x0, y0, x1, y1) of the mask's non-zero pixels; ValueError when it is empty."""
+    box = nonzero_box(mask)
+    if box.empty:
         raise ValueError("empty mask")
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    return box.x, box.y, box.right, box.bottom
 
 
 def plan_frame(

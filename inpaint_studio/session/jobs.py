@@ -125,14 +125,6 @@ class FillJob:
         return rgba
 
 
-def mask_bbox(mask: np.ndarray) -> Rect:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return Rect(0, 0, 0, 0)
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    return Rect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-
-
 def short_title(title: str) -> str:
     return title.split(" (")[0].strip()
 

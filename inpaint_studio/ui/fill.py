@@ -22,6 +22,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from ..core.document import Document
+from ..core.geometry import nonzero_box
 from ..core.layers import Layer
 from ..engines.base import BadRequest, EngineError, Progress
 from ..engines.followup import Followup, without_followup
@@ -33,7 +34,6 @@ from ..session.jobs import (
     StepFrame,
     VariantFrame,
     build_request,
-    mask_bbox,
     prepare_event,
     short_title,
     visible_layers_snapshot,
@@ -93,7 +93,7 @@ class FillController(QObject):
         if not entry.availability.ok or entry.info is None:
             raise EngineError(entry.availability.reason or f"{engine_id} is not available")
         mask = doc.mask.copy()
-        crop = mask_bbox(mask)
+        crop = nonzero_box(mask)
         if crop.empty:
             raise BadRequest("the mask is empty: paint the region to fill first")
         job = FillJob(
