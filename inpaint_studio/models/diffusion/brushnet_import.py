@@ -5,9 +5,9 @@ Accepted sources:
 * the released diffusers-format folder (``segmentation_mask_brushnet_ckpt``,
   ``random_mask_brushnet_ckpt``): ``config.json`` + ``diffusion_pytorch_model.safetensors`` (or a
   ``.bin``, read with the restricted unpickler);
-* a single ``.safetensors`` / ``.bin`` file with the fork's keys; a ``config.json`` beside it is
-  used when present, else the architecture is read off the tensor shapes (SD defaults for the
-  normalisation and time embedding).
+* a single ``.safetensors`` / ``.bin`` file with the fork's keys; the architecture is read off the
+  tensor shapes (SD defaults for the normalisation and time embedding). A ``config.json`` beside
+  a lone file is not trusted: it may describe something else.
 
 The fork's key names differ from ours only in the BrushNet-specific parts (:data:`FORK_PREFIXES`);
 its resnets, samplers and time embedding already carry diffusers' names. SDXL BrushNets (added
@@ -138,13 +138,13 @@ def read_brushnet(source: str | Path) -> tuple[BranchConfig, dict[str, torch.Ten
         weights = next((source / n for n in WEIGHT_NAMES if (source / n).is_file()), None)
         if weights is None:
             raise BrushNetImportError(f"{source}: no {' or '.join(WEIGHT_NAMES)}: not a BrushNet folder")
-        config_file = source / "config.json"
+        config_file: Path | None = source / "config.json"
     elif source.is_file():
-        weights, config_file = source, source.with_name("config.json")
+        weights, config_file = source, None
     else:
         raise BrushNetImportError(f"{source} does not exist")
     state = _read_tensors(weights)
-    if config_file.is_file():
+    if config_file is not None and config_file.is_file():
         config = config_from_fork(json.loads(config_file.read_text()))
     else:
         config = config_from_shapes(state)
