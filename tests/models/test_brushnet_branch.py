@@ -89,9 +89,8 @@ def test_residuals_change_the_output_and_hooks_always_go(unet):
         residuals = branch(**inputs).residuals
     plain = _unet_out(unet, inputs, text)
     assert (_unet_out(unet, inputs, text, residuals) - plain).abs().max() > 1e-2
-    with pytest.raises(RuntimeError, match="boom"):
-        with inject_residuals(unet, residuals):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), inject_residuals(unet, residuals):
+        raise RuntimeError("boom")
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in unet.modules())
     assert torch.equal(_unet_out(unet, inputs, text), plain)
 
@@ -104,7 +103,7 @@ def test_conditioning_scale_guess_mode_and_text_independence(unet):
         half = branch(**inputs, conditioning_scale=0.5).residuals.all()
         guess = branch(**inputs, guess_mode=True).residuals.all()
     scales = torch.logspace(-1, 0, len(full))
-    for f, h, g, s in zip(full, half, guess, scales):
+    for f, h, g, s in zip(full, half, guess, scales, strict=True):
         assert torch.allclose(h, f * 0.5)
         assert torch.allclose(g, f * s)
 
@@ -130,11 +129,12 @@ def test_layout_mismatches_are_refused(unet):
     branch = BrushBranch.from_unet(unet).eval()
     residuals = branch(**inputs).residuals
     short = BranchResiduals(residuals.down[:-1], residuals.mid, residuals.up)
-    with pytest.raises(ValueError, match="layouts differ"):
-        with inject_residuals(unet, short):
-            pass
+    with pytest.raises(ValueError, match="layouts differ"), inject_residuals(unet, short):
+        pass
     with pytest.raises(ValueError, match="input channels"):
-        branch(inputs["noisy_latent"], 10, inputs["masked_image_latent"], torch.cat([inputs["mask_keep"]] * 2, 1))
+        branch(
+            inputs["noisy_latent"], 10, inputs["masked_image_latent"], torch.cat([inputs["mask_keep"]] * 2, 1)
+        )
     with pytest.raises(ValueError, match="SD-1.5-style"):
         BranchConfig.from_unet_config({**TINY_UNET, "addition_embed_type": "text_time"})
     with pytest.raises(ValueError, match="needs self_attention"):

@@ -53,7 +53,9 @@ def _branch_folder(ref, tmp_path):
     folder = tmp_path / "brushnet_ckpt"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(ref["config"]["brushnet_config_full"]))
-    (folder / "diffusion_pytorch_model.safetensors").symlink_to(ref["folder"] / "brushnet_weights.safetensors")
+    (folder / "diffusion_pytorch_model.safetensors").symlink_to(
+        ref["folder"] / "brushnet_weights.safetensors"
+    )
     return folder
 
 
@@ -62,7 +64,9 @@ def _run(branch, ref):
     with torch.no_grad():
         out = branch(g["noisy_latent"], g["timestep"], g["masked_image_latent"], g["mask_keep"])
         with inject_residuals(ref["unet"], out.residuals):
-            injected = ref["unet"](g["noisy_latent"], g["timestep"], encoder_hidden_states=g["encoder_hidden_states"])
+            injected = ref["unet"](
+                g["noisy_latent"], g["timestep"], encoder_hidden_states=g["encoder_hidden_states"]
+            )
     return out.residuals, injected.sample
 
 
@@ -92,11 +96,13 @@ def test_residuals_and_injected_unet_match_the_fork(ref, tmp_path):
     got = residuals.all()
     want = _golden_residuals(ref["golden"])
     assert len(got) == len(want) == 14
-    for i, (a, b) in enumerate(zip(got, want)):
+    for i, (a, b) in enumerate(zip(got, want, strict=True)):
         assert a.shape == b.shape
         assert torch.allclose(a, b, **TOL), f"residual {i}: max error {(a - b).abs().max().item():.3g}"
     target = ref["golden"]["unet_out_brushnet"]
-    assert torch.allclose(injected, target, **TOL), f"injected UNet: {(injected - target).abs().max().item():.3g}"
+    assert torch.allclose(injected, target, **TOL), (
+        f"injected UNet: {(injected - target).abs().max().item():.3g}"
+    )
 
 
 def test_stock_unet_matches_the_fork_without_residuals_and_hooks_are_gone_after(ref, tmp_path):
@@ -104,7 +110,9 @@ def test_stock_unet_matches_the_fork_without_residuals_and_hooks_are_gone_after(
     branch = branch_from_brushnet(_branch_folder(ref, tmp_path))
     _run(branch, ref)  # installs and removes the hooks
     with torch.no_grad():
-        plain = ref["unet"](g["noisy_latent"], g["timestep"], encoder_hidden_states=g["encoder_hidden_states"]).sample
+        plain = ref["unet"](
+            g["noisy_latent"], g["timestep"], encoder_hidden_states=g["encoder_hidden_states"]
+        ).sample
     assert torch.allclose(plain, g["unet_out_plain"], **TOL)
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in ref["unet"].modules())
 

@@ -32,8 +32,8 @@ diffusers is imported when a branch is built, never at module import.
 from __future__ import annotations
 
 import dataclasses
-from contextlib import nullcontext
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +91,9 @@ class BranchConfig:
     def __post_init__(self) -> None:
         levels = len(self.block_out_channels)
         object.__setattr__(self, "block_out_channels", tuple(int(c) for c in self.block_out_channels))
-        object.__setattr__(self, "attention_heads", _per_level(self.attention_heads, levels, "attention_heads"))
+        object.__setattr__(
+            self, "attention_heads", _per_level(self.attention_heads, levels, "attention_heads")
+        )
         object.__setattr__(
             self,
             "transformer_layers_per_block",
@@ -102,11 +104,13 @@ class BranchConfig:
         if self.conditioning_channels < 1 or self.latent_channels < 1:
             raise ValueError("latent_channels and conditioning_channels must be positive")
         if any(c % self.norm_num_groups for c in self.block_out_channels):
-            raise ValueError(f"block_out_channels {self.block_out_channels} not divisible by {self.norm_num_groups}")
+            raise ValueError(
+                f"block_out_channels {self.block_out_channels} not divisible by {self.norm_num_groups}"
+            )
         if self.edge_head and not self.self_attention:
             raise ValueError("edge_head sits on the last attention block: it needs self_attention=True")
         if self.self_attention:
-            for c, h in zip(self.block_out_channels, self.attention_heads):
+            for c, h in zip(self.block_out_channels, self.attention_heads, strict=True):
                 if c % h:
                     raise ValueError(f"{c} channels cannot be split into {h} attention heads")
 
@@ -183,7 +187,9 @@ class BrushBranch(nn.Module):
 
         self.config = config = config or BranchConfig()
         channels = config.block_out_channels
-        self.conv_in = nn.Conv2d(config.latent_channels + config.conditioning_channels, channels[0], 3, padding=1)
+        self.conv_in = nn.Conv2d(
+            config.latent_channels + config.conditioning_channels, channels[0], 3, padding=1
+        )
         self.time_proj = Timesteps(channels[0], config.flip_sin_to_cos, config.freq_shift)
         self.time_embedding = TimestepEmbedding(channels[0], config.time_embed_dim, act_fn=config.act_fn)
         self.down_blocks = nn.ModuleList(self._down_block(i) for i in range(len(channels)))
@@ -249,7 +255,9 @@ class BrushBranch(nn.Module):
 
         c = self.config
         kwargs = dict(
-            in_channels=c.block_out_channels[-1], output_scale_factor=c.mid_block_scale_factor, **self._common()
+            in_channels=c.block_out_channels[-1],
+            output_scale_factor=c.mid_block_scale_factor,
+            **self._common(),
         )
         if c.self_attention:
             return UNetMidBlock2DCrossAttn(**kwargs, **self._attention(len(c.block_out_channels) - 1))
@@ -312,7 +320,9 @@ class BrushBranch(nn.Module):
         theirs = unet.state_dict()
         skipped = []
         for key, value in ours.items():
-            if key.startswith(("conv_in.", "down_injections.", "mid_injection.", "up_injections.", "edge_head.")):
+            if key.startswith(
+                ("conv_in.", "down_injections.", "mid_injection.", "up_injections.", "edge_head.")
+            ):
                 continue
             source = theirs.get(key)
             if source is not None and source.shape == value.shape:
@@ -322,7 +332,9 @@ class BrushBranch(nn.Module):
         return skipped
 
     # -- forward ----------------------------------------------------------------------------
-    def _embed_time(self, timestep: torch.Tensor | float | int, batch: int, like: torch.Tensor) -> torch.Tensor:
+    def _embed_time(
+        self, timestep: torch.Tensor | float | int, batch: int, like: torch.Tensor
+    ) -> torch.Tensor:
         t = torch.as_tensor(timestep, device=like.device)
         if t.ndim == 0:
             t = t[None]
@@ -345,33 +357,32 @@ class BrushBranch(nn.Module):
         """
         sample = torch.cat([noisy_latent, masked_image_latent, mask_keep.to(noisy_latent.dtype)], dim=1)
         if sample.shape[1] != self.conv_in.in_channels:
-            raise ValueError(f"the branch takes {self.conv_in.in_channels} input channels, got {sample.shape[1]}")
+            raise ValueError(
+                f"the branch takes {self.conv_in.in_channels} input channels, got {sample.shape[1]}"
+            )
         emb = self._embed_time(timestep, sample.shape[0], sample)
         attn = {"encoder_hidden_states": None} if self.config.self_attention else {}
-        edge_inputs: list[torch.Tensor] = []
-        with record_points(self) as seen:
-            with record_input(self._edge_source()) if self.edge_head is not None else nullcontext() as box:
-                sample = self.conv_in(sample)
-                skips: tuple[torch.Tensor, ...] = (sample,)
-                for block in self.down_blocks:
-                    sample, res = block(hidden_states=sample, temb=emb, **attn)
-                    skips += res
-                sample = self.mid_block(sample, emb, **attn)
-                for i, block in enumerate(self.up_blocks):
-                    n = len(block.resnets)
-                    res, skips = skips[-n:], skips[:-n]
-                    size = skips[-1].shape[2:] if i < len(self.up_blocks) - 1 else None
-                    sample = block(
-                        hidden_states=sample, temb=emb, res_hidden_states_tuple=res, upsample_size=size, **attn
-                    )
-                if box is not None:
-                    edge_inputs = box
+        edge_box = record_input(self._edge_source()) if self.edge_head is not None else nullcontext([])
+        with record_points(self) as seen, edge_box as edge_inputs:
+            sample = self.conv_in(sample)
+            skips: tuple[torch.Tensor, ...] = (sample,)
+            for block in self.down_blocks:
+                sample, res = block(hidden_states=sample, temb=emb, **attn)
+                skips += res
+            sample = self.mid_block(sample, emb, **attn)
+            for i, block in enumerate(self.up_blocks):
+                n = len(block.resnets)
+                res, skips = skips[-n:], skips[:-n]
+                size = skips[-1].shape[2:] if i < len(self.up_blocks) - 1 else None
+                sample = block(
+                    hidden_states=sample, temb=emb, res_hidden_states_tuple=res, upsample_size=size, **attn
+                )
         if not seen.complete():
             raise RuntimeError("a branch injection point did not run")
         residuals = BranchResiduals(
-            tuple(conv(f) for conv, f in zip(self.down_injections, seen.down)),
+            tuple(conv(f) for conv, f in zip(self.down_injections, seen.down, strict=True)),
             self.mid_injection(seen.mid),
-            tuple(conv(f) for conv, f in zip(self.up_injections, seen.up)),
+            tuple(conv(f) for conv, f in zip(self.up_injections, seen.up, strict=True)),
         )
         if guess_mode:
             n = len(residuals.all())
@@ -387,4 +398,3 @@ class BrushBranch(nn.Module):
             b, _, inner = hidden.shape
             hidden = hidden.transpose(1, 2).reshape(b, inner, *last_feature.shape[2:])
         return self.edge_head(hidden)
-

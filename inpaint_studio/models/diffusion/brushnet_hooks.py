@@ -78,7 +78,7 @@ class BranchResiduals:
         else:
             if len(scales) != len(items):
                 raise ValueError(f"{len(scales)} scales for {len(items)} residuals")
-            out = [r * s for r, s in zip(items, scales)]
+            out = [r * s for r, s in zip(items, scales, strict=True)]
         n = len(self.down)
         return BranchResiduals(tuple(out[:n]), out[n], tuple(out[n + 1 :]))
 
@@ -160,9 +160,12 @@ def inject_residuals(unet: nn.Module, residuals: BranchResiduals) -> Iterator[No
     try:
         handles.append(points.first.register_forward_pre_hook(pre_hook, with_kwargs=True))
         named = [
-            *((m, r, f"down point {i + 1}") for i, (m, r) in enumerate(zip(points.down, residuals.down[1:]))),
+            *(
+                (m, r, f"down point {i + 1}")
+                for i, (m, r) in enumerate(zip(points.down, residuals.down[1:], strict=True))
+            ),
             (points.mid, residuals.mid, "mid block"),
-            *((m, r, f"up point {i}") for i, (m, r) in enumerate(zip(points.up, residuals.up))),
+            *((m, r, f"up point {i}") for i, (m, r) in enumerate(zip(points.up, residuals.up, strict=True))),
         ]
         for module, residual, where in named:
             handles.append(module.register_forward_hook(output_hook(residual, where)))

@@ -82,7 +82,9 @@ def our_key_to_fork(key: str) -> str:
 def config_from_fork(fork_config: dict[str, Any]) -> BranchConfig:
     """Our config from the fork's ``config.json``; refuses layouts the branch cannot mirror."""
     if fork_config.get("addition_embed_type") or fork_config.get("class_embed_type"):
-        raise BrushNetImportError("SDXL-style BrushNet (added embeddings) is not supported: use an SD-1.5 BrushNet")
+        raise BrushNetImportError(
+            "SDXL-style BrushNet (added embeddings) is not supported: use an SD-1.5 BrushNet"
+        )
     if fork_config.get("brushnet_conditioning_channel_order", "rgb") != "rgb":
         raise BrushNetImportError("BrushNet with bgr conditioning order is not supported")
     kinds = {
