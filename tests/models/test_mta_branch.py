@@ -157,6 +157,8 @@ def test_mta_over_the_public_brushnet_reproduces_its_golden(reference_dir):
     with torch.no_grad():
         out = mta.eval()(g["noisy_latent"], g["timestep"], g["masked_image_latent"], g["mask_keep"])
         with inject_residuals(unet, out.residuals):
-            sample = unet(g["noisy_latent"], g["timestep"], encoder_hidden_states=g["encoder_hidden_states"]).sample
+            sample = unet(
+                g["noisy_latent"], g["timestep"], encoder_hidden_states=g["encoder_hidden_states"]
+            ).sample
     assert torch.allclose(out.residuals.mid, g["brushnet_mid"], atol=1e-5, rtol=1e-5)
     assert torch.allclose(sample, g["unet_out_brushnet"], atol=1e-5, rtol=1e-5)
