@@ -154,3 +154,24 @@ def test_import_refuses_what_is_not_a_brushnet(tmp_path):
     empty.mkdir()
     with pytest.raises(BrushNetImportError, match="not a BrushNet folder"):
         branch_from_brushnet(empty)
+
+
+@pytest.mark.parametrize("where", ["unet", "branch"])
+def test_gradient_checkpointing_gives_the_same_gradients(where):
+    from diffusers import UNet2DConditionModel
+
+    def grads(checkpointing):
+        torch.manual_seed(0)
+        unet = UNet2DConditionModel(**TINY_UNET).requires_grad_(False)
+        branch = _randomise_injections(BrushBranch.from_unet(unet))
+        if checkpointing:
+            (unet if where == "unet" else branch).enable_gradient_checkpointing()
+        unet.train()
+        inputs, text = _inputs()
+        with inject_residuals(unet, branch(**inputs).residuals):
+            eps = unet(inputs["noisy_latent"], inputs["timestep"], encoder_hidden_states=text).sample
+        eps.pow(2).mean().backward()
+        return [p.grad.clone() for p in branch.parameters()]
+
+    for a, b in zip(grads(False), grads(True), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from .brushnet_hooks import BranchResiduals, injection_points, record_input, record_points
@@ -330,6 +331,17 @@ class BrushBranch(nn.Module):
             else:
                 skipped.append(key)
         return skipped
+
+    def enable_gradient_checkpointing(self, enable: bool = True) -> None:
+        """Recompute block activations in backward (diffusers' blocks' own switch), for SD-size training."""
+
+        def checkpointed(module: nn.Module, *args: Any) -> Any:
+            return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False)
+
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = enable
+                module._gradient_checkpointing_func = checkpointed
 
     # -- forward ----------------------------------------------------------------------------
     def _embed_time(
