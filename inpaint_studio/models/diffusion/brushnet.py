@@ -13,13 +13,20 @@ The branch does not see the text.
 
 Two layouts from one class (``BranchConfig``):
 
-* ``self_attention=False``: BrushNet (all ``DownBlock2D`` / resnet-only mid / ``UpBlock2D``). Its
-  key names are ours; ``brushnet_import.py`` maps the fork's checkpoints onto them.
+* ``self_attention=False``: BrushNet (all ``DownBlock2D`` / resnet-only mid / ``UpBlock2D``);
+  619M parameters at SD-1.5 size, 12 / 1 / 15 residuals.
 * ``self_attention=True``: MTA; every resnet of every level is followed by a diffusers
-  ``Transformer2DModel`` without cross-attention (``attn1`` + feed-forward only). ``edge_head=True``
-  adds one output channel to the last attention block's output projection that predicts the Sobel
-  edge map of the target at latent size (returned as ``BranchOutput.edge``). See ``mta_branch.py``
-  for the initialisation.
+  ``Transformer2DModel`` without cross-attention (``attn1`` + feed-forward only); 990M parameters at
+  SD-1.5 size. ``edge_head=True`` adds one output channel to the last attention block's output
+  projection: a 1x1 conv ``edge_head`` reads the same input as that block's ``proj_out`` (which is
+  exactly one more output row of it, kept apart so the block's residual sum stays C channels) and
+  predicts the Sobel edge map of the target at latent size (``BranchOutput.edge``). See
+  ``mta_branch.py`` for the initialisation.
+
+Key names: ``conv_in`` (9 -> C), ``time_embedding``, ``down_blocks`` / ``mid_block`` / ``up_blocks``
+(diffusers' names, so UNet and BrushNet tensors copy by key), ``down_injections`` /
+``mid_injection`` / ``up_injections`` (the zero 1x1 convs), ``edge_head``. The fork's names map by
+prefix (``brushnet_import.FORK_PREFIXES``).
 
 diffusers is imported when a branch is built, never at module import.
 
