@@ -175,3 +175,33 @@ def test_gradient_checkpointing_gives_the_same_gradients(where):
 
     for a, b in zip(grads(False), grads(True), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_condition_from_pixels_follows_brushnets_conventions():
+    from diffusers import AutoencoderKL
+
+    from inpaint_studio.models.diffusion.brushnet_condition import brush_condition, keep_mask, masked_image
+
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    fill = torch.zeros(1, 1, 32, 32)
+    fill[..., 12:18, 8:20] = 1.0  # rows 12..17: the bottom of latent cell row 1, the top of row 2
+    painted = masked_image(image, fill)
+    assert (painted[..., 12:18, 8:20] == -1).all() and torch.equal(painted[..., :12, :], image[..., :12, :])
+    nearest, grown = keep_mask(fill, (4, 4)), keep_mask(fill, (4, 4), mode="max")
+    assert nearest[0, 0, 1, 1] == 1 and nearest[0, 0, 2, 1] == 0  # nearest samples rows 8 and 16
+    assert grown[0, 0, 1, 1] == 0 and grown[0, 0, 2, 1] == 0  # any hole pixel makes a hole cell
+    assert (grown <= nearest).all() and nearest[0, 0, 0, 0] == 1 and grown[0, 0, 3, 3] == 1
+    with pytest.raises(ValueError, match="mask mode"):
+        keep_mask(fill, (4, 4), mode="area")
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+    ).eval()
+    with torch.no_grad():
+        latent, keep = brush_condition(vae, image, fill, sample=False)
+        want = vae.encode(painted).latent_dist.mode() * vae.config.scaling_factor
+    assert torch.equal(latent, want) and keep.shape == (1, 1, 16, 16)
