@@ -137,6 +137,8 @@ def test_layout_mismatches_are_refused(unet):
         )
     with pytest.raises(ValueError, match="SD-1.5-style"):
         BranchConfig.from_unet_config({**TINY_UNET, "addition_embed_type": "text_time"})
+    with pytest.raises(ValueError, match="not an inpainting one"):
+        BranchConfig.from_unet_config({**TINY_UNET, "in_channels": 9})
     with pytest.raises(ValueError, match="needs self_attention"):
         BranchConfig(edge_head=True)
 

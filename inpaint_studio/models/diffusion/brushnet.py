@@ -145,6 +145,11 @@ class BranchConfig:
                 raise ValueError(
                     f"the UNet has {key}={unet_config[key]!r}: the brush branch supports SD-1.5-style UNets only"
                 )
+        if unet_config.get("in_channels", 4) != unet_config.get("out_channels", 4):
+            raise ValueError(
+                f"the UNet takes {unet_config['in_channels']} input channels: the brush branch runs beside a "
+                "text-to-image UNet (4 channels), not an inpainting one"
+            )
         levels = len(unet_config["block_out_channels"])
         heads = unet_config.get("num_attention_heads") or unet_config.get("attention_head_dim", 8)
         values = dict(
