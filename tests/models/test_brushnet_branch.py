@@ -207,3 +207,24 @@ def test_condition_from_pixels_follows_brushnets_conventions():
         latent, keep = brush_condition(vae, image, fill, sample=False)
         want = vae.encode(painted).latent_dist.mode() * vae.config.scaling_factor
     assert torch.equal(latent, want) and keep.shape == (1, 1, 16, 16)
+
+
+def test_sd15_layout_has_brushnets_12_1_15_points_and_fork_names():
+    """At real SD-1.5 size (built on the meta device: shapes only, no memory)."""
+    from diffusers import UNet2DConditionModel
+
+    from inpaint_studio.models.diffusion.brushnet_import import our_key_to_fork
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(cross_attention_dim=768)
+        branch = BrushBranch(BranchConfig.from_unet_config(dict(unet.config)))
+    for net in (unet, branch):
+        points = injection_points(net)
+        assert (points.n_down, points.n_up) == (12, 15)
+    fork_names = {our_key_to_fork(k) for k in branch.state_dict()}
+    assert {f"brushnet_down_blocks.{i}.weight" for i in range(12)} <= fork_names
+    assert {f"brushnet_up_blocks.{i}.weight" for i in range(15)} <= fork_names
+    assert "brushnet_mid_block.weight" in fork_names and "conv_in_condition.weight" in fork_names
+    assert branch.conv_in.weight.shape == (320, 9, 3, 3)
+    # our count at SD size (the key/shape map to the fork is checked exactly at tiny size)
+    assert sum(p.numel() for p in branch.parameters()) == 618_830_080
