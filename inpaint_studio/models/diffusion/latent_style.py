@@ -127,11 +127,12 @@ def rgb_conv_to_latent(
 def _vgg_state(path: Path) -> dict[str, torch.Tensor]:
     from ..safe_pickle import safe_load
 
-    obj = safe_load(path) if path.suffix != ".safetensors" else None
-    if obj is None:
+    if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        obj = load_file(str(path))
+        obj: object = load_file(str(path))
+    else:
+        obj = safe_load(path)
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not any(k.startswith("features.") for k in state):
         raise ValueError(f"{path}: not a torchvision VGG state dict (no features.* tensors)")
