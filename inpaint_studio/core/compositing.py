@@ -16,23 +16,29 @@ from .geometry import Rect, nonzero_box
 from .layers import Layer
 
 
+def contributing_layers(layers: Sequence[Layer], rect: Rect) -> list[Layer]:
+    """The visible layers that show inside ``rect``, bottom first: nothing under the topmost layer
+    that is fully opaque there. The one rule of the file compositor (here) and the screen's
+    (``session/display.py``, which blends premultiplied at a zoom level) alike."""
+    visible = [ly for ly in layers if ly.visible and ly.opacity > 0]
+    for i in range(len(visible) - 1, -1, -1):
+        ly = visible[i]
+        if ly.opacity >= 1.0 and ly.pixels[rect.slices][..., 3].min() == 255:
+            return visible[i:]
+    return visible
+
+
 def composite_rgba(layers: Sequence[Layer], shape: tuple[int, int], rect: Rect | None = None) -> np.ndarray:
     """Straight RGBA uint8 of the visible layers (bottom first) over transparency, within ``rect``."""
     rect = (rect or Rect.full(shape)).clipped(shape)
-    visible = [ly for ly in layers if ly.visible and ly.opacity > 0]
-    if not visible:
+    shown = contributing_layers(layers, rect)
+    if not shown:
         return np.zeros((rect.h, rect.w, 4), np.uint8)
-    start = 0
-    for i in range(len(visible) - 1, -1, -1):  # nothing under an opaque layer shows
-        ly = visible[i]
-        if ly.opacity >= 1.0 and ly.pixels[rect.slices][..., 3].min() == 255:
-            start = i
-            break
-    base = visible[start]
+    base = shown[0]
     out = base.pixels[rect.slices].copy()
     if base.opacity < 1.0:
         out[..., 3] = np.rint(out[..., 3] * base.opacity).astype(np.uint8)
-    for ly in visible[start + 1 :]:
+    for ly in shown[1:]:
         src = ly.pixels[rect.slices]
         box = content_box(src[..., 3])
         if box is not None:

@@ -206,3 +206,28 @@ def test_bf16_on_cpu_runs_and_fp16_is_refused(engine, photo) -> None:
 
 def test_an_unusable_device_is_one_line_and_exit_1(weights, tmp_path, capsys) -> None:
     assert_cuda_is_one_line_exit_1("mat", weights, tmp_path, capsys)
+
+
+def test_two_engines_asking_for_the_same_weights_share_one_load(weights, monkeypatch) -> None:
+    """The component cache hands both engines one generator: one load, the same object."""
+    from inpaint_studio.engines import mat as mat_engine
+    from inpaint_studio.models.components import shared_cache
+
+    shared_cache().unload()
+    loads = []
+    real = mat_engine._load_generator
+
+    def counting(path, runtime):
+        loads.append(path)
+        return real(path, runtime)
+
+    monkeypatch.setattr(mat_engine, "_load_generator", counting)
+    first, second = MatEngine(weights=weights, device="cpu"), MatEngine(weights=weights, device="cpu")
+    params = {"device": "cpu", "precision": "fp32"}
+    assert first.load(params, lambda: False) == second.load(params, lambda: False)
+    assert len(loads) == 1 and first._model is second._model
+    second.load({"device": "cpu", "precision": "bf16"}, lambda: False)  # another dtype is another part
+    assert len(loads) == 2
+    shared_cache().unload()
+    first.load(params, lambda: False)
+    assert len(loads) == 3, "after an unload the next use loads again"
