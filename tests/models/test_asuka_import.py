@@ -8,7 +8,6 @@ import pickle
 import pytest
 import torch
 
-from inpaint_studio.models.asuka.alignment import AlignmentModule
 from inpaint_studio.models.asuka.decoder import AsukaDecoder
 from inpaint_studio.models.asuka.importer import (
     CheckpointError,
@@ -20,7 +19,6 @@ from inpaint_studio.models.asuka.importer import (
     save_part,
 )
 from inpaint_studio.models.asuka.prior import AsukaPrior
-from inpaint_studio.models.bundle import BundleError
 from inpaint_studio.models.safe_pickle import UnsafeCheckpointError
 
 # The released depths (12 encoder, 8 decoder blocks) at a tiny width: the same key names as mae_300.pth.
@@ -147,38 +145,6 @@ def test_released_alignment_module_imports_and_computes_the_release_forward(tmp_
     torch.testing.assert_close(out, _reference_alignment(state, prior), atol=2e-5, rtol=1e-4)
 
 
-def test_alignment_at_sd_size_matches_the_released_clip_listing(reference_dir):
-    listing = json.loads((reference_dir("asuka") / "asuka_flux_keys.json").read_text())
-    modules = next(v for k, v in listing.items() if k.startswith("alignment_modules"))
-    clip = next(v for k, v in modules.items() if "clip" in k)
-    with torch.device("meta"):
-        model = (
-            AlignmentModule()
-        )  # Linear(512 -> 768), 4 blocks, LayerNorm: encoder_hidden_states N x 256 x 768
-    ours = {k: list(v.shape) for k, v in model.state_dict().items()}
-    for key, shape in clip["keys"].items():  # block 1 stands for all four in the listing
-        if "modulation" in key:
-            continue
-        head, _, rest = key.partition(".")
-        name = {"0": f"proj.{rest}", "5": f"norm.{rest}"}.get(head, f"blocks.{int(head) - 1}.{rest}")
-        assert ours[name] == shape, key
-    modulation = 4 * (3 * 768 * 768 + 3 * 768)
-    assert sum(p.numel() for p in model.parameters()) == clip["num_params"] - modulation
-
-
-def test_alignment_shapes_and_round_trip(tmp_path):
-    torch.manual_seed(0)
-    model = AlignmentModule(prior_dim=32, cond_dim=64, depth=2, head_dim=16).eval()
-    x = torch.randn(3, 256, 32)
-    out = model(x)
-    assert out.shape == (3, 256, 64) and torch.isfinite(out).all()
-    again = load_part(save_part(model, tmp_path / "a"), engine="asuka-align")
-    with torch.no_grad():
-        assert torch.equal(again(x), model(x))
-    with pytest.raises(BundleError, match="not 'asuka-prior'"):
-        load_part(tmp_path / "a", engine="asuka-prior")
-
-
 # ----------------------------------------------------------------------------- decoder
 def _ldm_decoder_state(ch: int = 32, mult=(1, 2), z: int = 4, res: int = 2) -> dict[str, torch.Tensor]:
     """A tiny LDM-layout VAE decoder (the key names of taming / ldm ``Decoder``), random values."""
@@ -273,3 +239,22 @@ def test_official_decoder_checkpoint_imports(tmp_path):
     mask[..., 1:4, 2:6] = 1
     with torch.no_grad():
         assert torch.equal(again(z, image, mask), model(z, image, mask))
+
+
+def test_prior_can_start_from_a_plain_mae():
+    from inpaint_studio.models.asuka.importer import prior_from_mae
+    from inpaint_studio.models.mae.mae import MaskedAutoencoderViT
+
+    torch.manual_seed(0)
+    mae = MaskedAutoencoderViT(img_size=48, patch_size=4, embed_dim=64, depth=2, num_heads=1,
+                               decoder_embed_dim=32, decoder_depth=3, decoder_num_heads=16)  # fmt: skip
+    prior, fresh = prior_from_mae(mae.state_dict(), img_size=64, feature_layer=2)
+    assert prior.grid == 16 and prior.config["decoder_depth"] == 3 and prior.config["depth"] == 2
+    assert torch.equal(prior.blocks[1].attn.qkv.weight, mae.blocks[1].attn.qkv.weight)
+    assert torch.equal(prior.decoder_pred.weight, mae.decoder_pred.weight)
+    assert torch.equal(prior.mask_token, mae.mask_token)
+    assert fresh == sorted(["alpha", "pos_embed", "decoder_pos_embed", "decoder_patch_embed.proj.weight",
+                            "decoder_patch_embed.proj.bias"])  # fmt: skip
+    assert prior.pos_embed.shape == (1, 256, 64) and prior.alpha.item() == 1.0
+    with pytest.raises(CheckpointError, match="not an MAE"):
+        prior_from_mae({"head.weight": torch.zeros(1)})

@@ -104,6 +104,37 @@ def import_prior(source: str | Path, dest: str | Path, feature_layer: int = 6) -
     return save_bundle(dest, PRIOR_ENGINE, arch, kept, extra)
 
 
+def prior_from_mae(mae_state: Mapping[str, torch.Tensor], **arch: Any) -> tuple[AsukaPrior, list[str]]:
+    """An ASUKA prior to fine-tune, started from a plain MAE (an official ``mae_pretrain_*`` /
+    ``mae_visualize_*`` state dict, or one of our MAE bundles): encoder and decoder blocks are copied, the
+    cls token is dropped, the fixed position tables are rebuilt for the prior's grid, and the border
+    embedding and alpha start fresh. ``arch`` defaults to the release layout with the MAE's widths and
+    depths. Returns the model and the prior's keys that did not come from the MAE."""
+    state = {k.removeprefix("module."): v for k, v in mae_state.items()}
+    if "patch_embed.proj.weight" not in state or "blocks.0.attn.qkv.weight" not in state:
+        raise CheckpointError("not an MAE state dict: patch_embed / blocks missing")
+    dim, _, patch, _ = state["patch_embed.proj.weight"].shape
+    found = dict(patch_size=patch, embed_dim=dim, num_heads=max(1, dim // 64))
+    found["depth"] = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    found["mlp_ratio"] = state["blocks.0.mlp.fc1.weight"].shape[0] / dim
+    if "decoder_embed.weight" in state:
+        found["decoder_embed_dim"] = state["decoder_embed.weight"].shape[0]
+        found["decoder_depth"] = 1 + max(
+            int(k.split(".")[1]) for k in state if k.startswith("decoder_blocks.")
+        )
+    model = AsukaPrior(**{**_prior.RELEASE_ARCH, **found, **arch})
+    target = model.state_dict()
+    fixed = (
+        "pos_embed",
+        "decoder_pos_embed",
+        "decoder_patch_embed.proj.weight",
+        "decoder_patch_embed.proj.bias",
+    )
+    copied = {k: v for k, v in state.items() if k in target and k not in fixed and v.shape == target[k].shape}
+    model.load_state_dict(copied, strict=False)
+    return model, sorted(set(target) - set(copied))
+
+
 # ----------------------------------------------------------------------------- alignment
 def import_alignment(source: str | Path, dest: str | Path) -> Path:
     """A released alignment module (``asuka_alignment_clip.pt``: a plain ``nn.Sequential`` state dict) or
