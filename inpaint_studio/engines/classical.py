@@ -10,7 +10,7 @@ import numpy as np
 
 from .base import CancelFn, EngineInfo, Event, Progress, Request, Result, check_cancel
 from .framed import FramedEngine
-from .framing import framing_params
+from .framing import Frame, framing_params
 from .params import Param
 
 _METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
@@ -37,7 +37,13 @@ class ClassicalEngine(FramedEngine):
     )
 
     def fill(
-        self, image: np.ndarray, mask: np.ndarray, request: Request, params: dict[str, Any], cancel: CancelFn
+        self,
+        image: np.ndarray,
+        mask: np.ndarray,
+        frame: Frame,
+        request: Request,
+        params: dict[str, Any],
+        cancel: CancelFn,
     ) -> Iterator[Event]:
         check_cancel(cancel)
         yield Progress(0, 1, "filling")
