@@ -155,6 +155,15 @@ class AsukaDecoder(nn.Module):
 
 
 # ---------------------------------------------------------------------------- state dicts
+_LDM_DECODER_PARTS = (
+    "conv_in.",
+    "mid.",
+    "up.",
+    "norm_out.",
+    "conv_out.",
+)  # an LDM VAE decoder's top-level names
+
+
 def decoder_state_from_ldm(state: Mapping[str, torch.Tensor], levels: int = 4) -> dict[str, torch.Tensor]:
     """LDM-layout VAE decoder keys (``up.3.block.0...``, ``mid.attn_1.q``; bare, ``decoder.``-prefixed or
     inside a whole SD checkpoint as ``first_stage_model.decoder.``) -> our ``decoder.*`` (diffusers names).
@@ -172,11 +181,7 @@ def decoder_state_from_ldm(state: Mapping[str, torch.Tensor], levels: int = 4) -
         "",
     )
     bare = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    kl = {
-        f"decoder.{k}": v
-        for k, v in bare.items()
-        if k.startswith(("conv_in.", "mid.", "up.", "norm_out.", "conv_out."))
-    }
+    kl = {f"decoder.{k}": v for k, v in bare.items() if k.startswith(_LDM_DECODER_PARTS)}
     blocks = dict(
         down_block_types=["DownEncoderBlock2D"] * levels, up_block_types=["UpDecoderBlock2D"] * levels
     )
@@ -199,11 +204,7 @@ def from_official_state(
     out.update(
         {f"condition.{k[len('encoder.') :]}": v for k, v in bare.items() if k.startswith("encoder.layers.")}
     )
-    kept = {
-        k
-        for k in bare
-        if k.startswith(("conv_in.", "mid.", "up.", "norm_out.", "conv_out.", "encoder.layers."))
-    }
+    kept = {k for k in bare if k.startswith((*_LDM_DECODER_PARTS, "encoder.layers."))}
     return out, sorted(set(bare) - kept)
 
 
