@@ -31,6 +31,18 @@ from .base import (
 )
 from .framing import Frame, paste_alpha, plan_frame
 
+Params = dict[str, Any]  # a request's resolved parameters
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The request's image and binary mask (255 = hole) at the model's padded size, and the frame
+    that made them (where they sit in the full image)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    frame: Frame
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -43,13 +55,13 @@ class Geometry:
 class FramedEngine(Engine):
     """Subclasses implement :meth:`fill` on model-sized arrays and may override :meth:`load`.
 
-    ``fill`` receives the RGB uint8 image and the binary uint8 mask (255 = hole) at the padded
-    model size, and the :class:`Frame` that made them; it yields events whose images are at that
-    same size. This class maps every Preview / Variant / Result to the mask's bounding box and
+    ``fill`` receives a :class:`ModelInput` (the RGB uint8 image and the binary uint8 mask at the
+    padded model size, and the :class:`Frame` that made them) and yields events whose images are
+    at that same size. This class maps every Preview / Variant / Result to the mask's bounding box and
     attaches the placement (the paste weight), untouched outside the mask.
     """
 
-    def load(self, params: dict[str, Any], cancel: CancelFn) -> Geometry:
+    def load(self, params: Params, cancel: CancelFn) -> Geometry:
         """Load what the model needs (lazily, once) and return its geometry.
 
         Called on the worker before framing; the default is the class's static geometry. Raise
@@ -58,16 +70,8 @@ class FramedEngine(Engine):
         return Geometry(self.info.native_size, self.info.pad_multiple)
 
     @abc.abstractmethod
-    def fill(
-        self,
-        image: np.ndarray,
-        mask: np.ndarray,
-        frame: Frame,
-        request: Request,
-        params: dict[str, Any],
-        cancel: CancelFn,
-    ) -> Iterator[Event]:
-        """Yield events at model resolution."""
+    def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
+        """Yield events at model resolution (the size of ``work.image``)."""
 
     def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
         params = self.resolve(request)  # the one validation: bad input is refused before loading
@@ -86,10 +90,9 @@ class FramedEngine(Engine):
                 params.get("context", 0.5),
                 bbox=request.mask_box,
             )
-            image = frame.image_to_model(request.image)
-            mask = frame.mask_to_model(request.mask)
+            work = ModelInput(frame.image_to_model(request.image), frame.mask_to_model(request.mask), frame)
             placement = _placement(request, int(params.get("feather", 0)))
-            for event in self.fill(image, mask, frame, request, params, cancel):
+            for event in self.fill(work, request, params, cancel):
                 yield _place(event, frame, placement)
         except (MemoryError, RuntimeError) as err:
             if isinstance(err, EngineError) or not _is_out_of_memory(err):

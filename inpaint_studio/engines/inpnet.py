@@ -15,8 +15,8 @@ import numpy as np
 
 from ..models.components import ComponentKey, shared_cache
 from .base import CancelFn, EngineError, EngineInfo, Event, Progress, Request, Result, check_cancel
-from .framed import FramedEngine, Geometry
-from .framing import Frame, framing_params
+from .framed import FramedEngine, Geometry, ModelInput, Params
+from .framing import framing_params
 from .params import Param
 from .runtime import Runtime, resolve_runtime, runtime_params
 from .weights import require_weights, weights_availability
@@ -58,7 +58,7 @@ class InpNetEngine(FramedEngine):
     def availability(cls, weights: str | Path | None = None):  # noqa: ANN206 - base signature
         return weights_availability("inpnet", cls.info.title, weights, HINT)
 
-    def load(self, params: dict[str, Any], cancel: CancelFn) -> Geometry:
+    def load(self, params: Params, cancel: CancelFn) -> Geometry:
         """The model on the asked-for device and precision, through the shared component cache."""
         runtime = resolve_runtime(params, self.device_preference)
         path = require_weights("inpnet", self.info.title, self.weights, HINT)
@@ -68,15 +68,8 @@ class InpNetEngine(FramedEngine):
         cfg = self._model.cfg
         return Geometry(cfg.img_size, cfg.patch_size)  # framed at the resolution it was trained at
 
-    def fill(
-        self,
-        image: np.ndarray,
-        mask: np.ndarray,
-        frame: Frame,
-        request: Request,
-        params: dict[str, Any],
-        cancel: CancelFn,
-    ) -> Iterator[Event]:
+    def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
+        image, mask = work.image, work.mask
         import torch
 
         threshold = params["hole_threshold"]

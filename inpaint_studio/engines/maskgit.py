@@ -49,8 +49,8 @@ from .base import (
     check_cancel,
 )
 from .followup import FOLLOWUP_KEY, Followup
-from .framed import FramedEngine, Geometry
-from .framing import Frame, framing_params
+from .framed import FramedEngine, Geometry, ModelInput, Params
+from .framing import framing_params
 from .params import Param
 from .runtime import resolve_runtime, runtime_params
 from .seeds import variant_seed
@@ -271,22 +271,15 @@ class MaskGitEngine(FramedEngine):
             self._atlas = atlas  # None: rendered lazily, code by code
         return self._models
 
-    def load(self, params: dict[str, Any], cancel: CancelFn) -> Geometry:
+    def load(self, params: Params, cancel: CancelFn) -> Geometry:
         """Load the VQGAN and transformer; the framing works at their token grid x VQGAN factor."""
         vqgan, transformer, _ = self._load(params)
         grid = transformer.config.grid_size
         return Geometry(grid * vqgan.factor, vqgan.factor)
 
     # ------------------------------------------------------------------ run
-    def fill(
-        self,
-        image: np.ndarray,
-        mask: np.ndarray,
-        frame: Frame,
-        request: Request,
-        params: dict[str, Any],
-        cancel: CancelFn,
-    ) -> Iterator[Event]:
+    def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
+        image, mask = work.image, work.mask
         import torch
 
         from ..models.maskgit.decoding import iterative_decode, make_generators
@@ -375,8 +368,8 @@ class MaskGitEngine(FramedEngine):
             "start_step": start_step,
             "grid": (gh, gw),
             "factor": factor,
-            "box": frame.box,
-            "work_size": frame.work_size,
+            "box": work.frame.box,
+            "work_size": work.frame.work_size,
             "unknown": unknown.cpu().numpy(),  # tokens decoded in this run
             "locked": locked.cpu().numpy(),  # hole tokens kept from a TokenLock
             "timing": timing,

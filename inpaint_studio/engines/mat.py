@@ -33,8 +33,8 @@ from .base import (
     check_cancel,
 )
 from .followup import FOLLOWUP_KEY, Followup
-from .framed import FramedEngine, Geometry
-from .framing import Frame, framing_params
+from .framed import FramedEngine, Geometry, ModelInput, Params
+from .framing import framing_params
 from .params import Param
 from .runtime import Runtime, resolve_runtime, runtime_params
 from .seeds import variant_seed
@@ -127,7 +127,7 @@ class MatEngine(FramedEngine):
             raise EngineError(f"cannot import {Path(source).name} as MAT weights: {err}") from err
 
     # ------------------------------------------------------------------------------ model
-    def load(self, params: dict[str, Any], cancel: CancelFn) -> Geometry:
+    def load(self, params: Params, cancel: CancelFn) -> Geometry:
         """The generator on the asked-for device and precision, through the shared component cache."""
         from ..models.mat.cpu_memory import keep_freed_memory
 
@@ -142,15 +142,8 @@ class MatEngine(FramedEngine):
         return Geometry(res, res)
 
     # ------------------------------------------------------------------------------ fill
-    def fill(
-        self,
-        image: np.ndarray,
-        mask: np.ndarray,
-        frame: Frame,
-        request: Request,
-        params: dict[str, Any],
-        cancel: CancelFn,
-    ) -> Iterator[Event]:
+    def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
+        image, mask = work.image, work.mask
         import torch
 
         from ..models.mat import KeepMaps, SampleStreams, variant_inputs

@@ -23,7 +23,8 @@ class NoiseEngine(FramedEngine):
     native = None
     seen_shapes: list = []
 
-    def fill(self, image, mask, frame, request, params, cancel) -> Iterator[Event]:
+    def fill(self, work, request, params, cancel) -> Iterator[Event]:
+        image, mask = work.image, work.mask
         assert image.shape[:2] == mask.shape and image.dtype == np.uint8
         assert set(np.unique(mask)) <= {0, 255}
         type(self).seen_shapes.append(image.shape)
