@@ -32,7 +32,18 @@ def test_a_wheel_install_carries_the_resources(tmp_path):
     pytest.importorskip("setuptools")
     wheels, target = tmp_path / "wheels", tmp_path / "site"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -52,7 +63,13 @@ def test_a_wheel_install_carries_the_resources(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout.split()
     assert out[0].startswith(str(target)) and out[1].startswith(str(target / "inpaint_studio" / "resources"))
     assert int(out[2]) > 900_000

@@ -140,7 +140,7 @@ def test_shared_cache_reads_its_budget_from_the_environment(monkeypatch):
     monkeypatch.setattr(components, "_SHARED", None)
     monkeypatch.delenv(components.MEMORY_ENV)
     budget = shared_cache().budget_for("cpu")
-    assert budget is None or 0 < budget
+    assert budget is None or budget > 0
     monkeypatch.setattr(components, "_SHARED", None)
     monkeypatch.setenv(components.MEMORY_ENV, "lots")
     with pytest.raises(ValueError, match="number of gigabytes"):
