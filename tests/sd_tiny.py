@@ -31,12 +31,12 @@ def tiny_parts(in_channels: int = 9) -> dict[str, Any]:
         cross_attention_dim=32,
     )
     torch.manual_seed(0)
-    vae = AutoencoderKL(
-        block_out_channels=[32, 64],
+    vae = AutoencoderKL(  # diffusers' test VAE, with SD's four levels: 8 pixels per latent cell
+        block_out_channels=[32, 32, 32, 64],
         in_channels=3,
         out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * 2,
-        up_block_types=["UpDecoderBlock2D"] * 2,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
         latent_channels=4,
     )
     torch.manual_seed(0)
@@ -184,3 +184,14 @@ def gradient_image(size: int = 64) -> Any:
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
     rgb = np.stack([40 + 170 * x, 60 + 120 * y, 200 - 150 * (x + y) / 2], axis=-1)
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def forbid_sockets(monkeypatch: Any) -> None:
+    """Make any outgoing connection fail the test (nothing may be fetched)."""
+    import socket
+
+    def refuse(self: Any, address: Any) -> None:
+        raise AssertionError(f"a socket was opened to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)

@@ -37,7 +37,7 @@ from .base import (
     WeightsMissing,
     check_cancel,
 )
-from .latent_compositor import LatentFill, plan_latent_fill
+from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
 from .params import Param
 from .runtime import Runtime, resolve_runtime, runtime_params
 from .seeds import variant_seed
@@ -157,6 +157,10 @@ class SD15Engine(Engine):
         yield Progress(0, steps, f"loading {TITLE}")
         parts = self.load(runtime)
         check_cancel(cancel)
+        from ..models.diffusion.sampling import vae_factor
+
+        if vae_factor(parts) != LATENT_FACTOR:
+            raise EngineError(f"{parts.source.path}: its VAE is not SD-1.5's (8 pixels per latent cell)")
         plan = plan_latent_fill(
             request.image.shape[:2], request.mask, int(params["resolution"]), params["context"]
         )

@@ -42,6 +42,11 @@ class StepState:
     denoised: Any  # (B, 4, h, w): the model's current estimate of the clean latents
 
 
+def vae_factor(parts: SD15Parts) -> int:
+    """Pixels per latent cell (8 for SD-1.5's VAE)."""
+    return 2 ** (len(parts.vae.config.block_out_channels) - 1)
+
+
 def encode_text(parts: SD15Parts, prompts: Sequence[str]) -> Any:
     """CLIP hidden states (N, 77, D) of ``prompts``, padded to the tokenizer's length like the pipeline."""
     import torch
@@ -125,7 +130,8 @@ def inpaint_steps(
         )
 
     image = image.to(device, torch.float32)
-    h, w = image.shape[-2] // 8, image.shape[-1] // 8
+    factor = vae_factor(parts)
+    h, w = image.shape[-2] // factor, image.shape[-1] // factor
     full_strength = sampling.strength >= 1.0
     image_latents = None
     if not parts.inpainting or not full_strength:
