@@ -10,7 +10,7 @@ import torch
 
 from trainers.data import (
     DataError,
-    ImageFolder,
+    ImageDataset,
     center_crop,
     list_images,
     split_validation,
@@ -57,15 +57,15 @@ def test_bad_images_are_skipped_with_a_warning(photo_dir):
     (photo_dir / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     (photo_dir / "empty.png").write_bytes(b"")
     files = list_images([photo_dir])
-    ds = ImageFolder(files, 32, train=True)
+    ds = ImageDataset(files, 32, train=True)
     with pytest.warns(UserWarning, match="skipping unreadable image"):
-        items = [ds[i] for i in range(len(ds))]
+        items = [ds[i]["image"] for i in range(len(ds))]
     assert all(t.shape == (3, 32, 32) for t in items)
 
 
 def test_all_bad_images_is_an_error(tmp_path):
     (tmp_path / "a.png").write_bytes(b"junk")
-    ds = ImageFolder(list_images([tmp_path]), 16)
+    ds = ImageDataset(list_images([tmp_path]), 16)
     with pytest.raises(DataError, match="could be read"), pytest.warns(UserWarning):
         ds[0]
 
@@ -82,20 +82,20 @@ def test_validation_split_is_fixed_by_name(tmp_path, make_photos):
 
 def test_augmentation_crops_flips_and_is_seeded(photo_dir):
     files = list_images([photo_dir])
-    ds = ImageFolder(files, 48, train=True, zoom=1.5, seed=1)  # images as small as 36 px get upscaled
-    a, b = ds[2], ds[2]
+    ds = ImageDataset(files, 48, train=True, zoom=1.5, seed=1)  # images as small as 36 px get upscaled
+    a, b = ds[2]["image"], ds[2]["image"]
     assert a.shape == (3, 48, 48) and torch.equal(a, b)
     assert a.min() >= -1.0 and a.max() <= 1.0
     ds.set_epoch(1)
-    assert not torch.equal(ds[2], a)  # another epoch, another crop
-    val = ImageFolder(files, 32, train=False)
-    assert torch.equal(val[0], val[0])
+    assert not torch.equal(ds[2]["image"], a)  # another epoch, another crop
+    val = ImageDataset(files, 32, train=False)
+    assert torch.equal(val[0]["image"], val[0]["image"])
 
 
 def test_repeats_tiny_folders_to_fill_a_batch(photo_dir):
-    ds = ImageFolder(list_images([photo_dir])[:2], 16, train=False, min_length=6)
+    ds = ImageDataset(list_images([photo_dir])[:2], 16, train=False, min_length=6)
     assert len(ds) == 6
-    assert torch.equal(ds[4], ds[0]) and torch.equal(ds[5], ds[1])
+    assert torch.equal(ds[4]["image"], ds[0]["image"]) and torch.equal(ds[5]["image"], ds[1]["image"])
 
 
 def test_center_crop_and_tensor_round_trip():

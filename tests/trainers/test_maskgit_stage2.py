@@ -192,14 +192,14 @@ def test_training_masks_follow_the_schedule_or_a_fixed_rate(stage1, tmp_path):
     config = _config(photos, tmp_path / "x")
     images = torch.rand(16, 3, 32, 32) * 2 - 1
     task = MaskGitTask(MaskGitOptions(vqgan=str(vqgan), **TINY), config)
-    batch = task.prepare_batch(images, 0, np.random.default_rng(0))
+    batch = task.prepare_batch({"image": images}, 0, np.random.default_rng(0))
     hidden = batch["hidden"]
     assert hidden.shape == (16, 64) and bool((hidden.sum(1) >= 1).all())
     assert torch.equal(batch["input"][hidden], torch.full_like(batch["input"][hidden], 32))  # the mask id
     assert torch.equal(batch["input"][~hidden], batch["tokens"][~hidden])
     assert len(set(hidden.sum(1).tolist())) > 4  # r ~ U(0, 1) per image
     fixed = MaskGitTask(MaskGitOptions(vqgan=str(vqgan), masking="bernoulli", mask_ratio=0.5, **TINY), config)
-    rate = fixed.prepare_batch(images, 0, np.random.default_rng(0))["hidden"].float().mean()
+    rate = fixed.prepare_batch({"image": images}, 0, np.random.default_rng(0))["hidden"].float().mean()
     assert 0.4 < float(rate) < 0.6
     with pytest.raises(ValueError, match="bernoulli"):
         MaskGitOptions(vqgan=str(vqgan), mask_ratio=0.5)
