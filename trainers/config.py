@@ -39,7 +39,8 @@ class TrainConfig:
         None, "instead of --data: a .jsonl or .csv listing image, optional mask and caption per row"
     )
     catalogue: str | None = opt(
-        None, "instead of --data: product photos as ROOT/<product name>/*.jpg or a CSV of file,name "
+        None,
+        "instead of --data: product photos as ROOT/<product name>/*.jpg or a CSV of file,name "
         "(the name becomes the caption; the run saves the rows as manifest.jsonl)",
     )
     val_data: tuple[str, ...] = opt(

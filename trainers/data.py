@@ -163,7 +163,9 @@ def catalogue_records(source: str | Path) -> list[Record]:
         except DataError:
             continue  # a product folder without photos
     if not records:
-        raise DataError(f"no product folders with images in {source} (expected {source}/<product name>/*.jpg)")
+        raise DataError(
+            f"no product folders with images in {source} (expected {source}/<product name>/*.jpg)"
+        )
     return records
 
 
@@ -195,7 +197,11 @@ def records_from(folders: Sequence[str | Path], manifest: str | None, catalogue:
         return read_manifest(manifest)
     if catalogue:
         return catalogue_records(catalogue)
-    if len(folders) == 1 and Path(folders[0]).suffix.lower() in MANIFEST_SUFFIXES and Path(folders[0]).is_file():
+    if (
+        len(folders) == 1
+        and Path(folders[0]).suffix.lower() in MANIFEST_SUFFIXES
+        and Path(folders[0]).is_file()
+    ):
         return read_manifest(folders[0])  # --val-data may name a manifest too
     return folder_records(folders)
 
@@ -312,7 +318,9 @@ class ImageDataset(Dataset):
         return crop(out), None if mask is None else crop(resize_short_side(mask, short))
 
     def center(self, pixels: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        return center_crop(pixels, self.resolution), None if mask is None else center_crop(mask, self.resolution)
+        return center_crop(pixels, self.resolution), None if mask is None else center_crop(
+            mask, self.resolution
+        )
 
 
 def collate(samples: Sequence[Sample]) -> Sample:
@@ -333,7 +341,9 @@ def collate(samples: Sequence[Sample]) -> Sample:
 
 
 def to_device(batch: Sample, device: torch.device) -> Sample:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+    }
 
 
 def resize_short_side(pixels: np.ndarray, short: float) -> np.ndarray:

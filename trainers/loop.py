@@ -158,10 +158,20 @@ class Run:
             write_manifest(train_rows + val_rows, self.run_dir / "manifest.jsonl")
         self.per_step = config.batch_size * info.world_size
         self.dataset = ImageDataset(
-            train_rows, config.resolution, True, config.zoom, config.flip, config.seed, min_length=self.per_step
+            train_rows,
+            config.resolution,
+            True,
+            config.zoom,
+            config.flip,
+            config.seed,
+            min_length=self.per_step,
         )
         self.sampler = ResumableSampler(
-            self.dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=config.seed,
+            self.dataset,
+            num_replicas=info.world_size,
+            rank=info.rank,
+            shuffle=True,
+            seed=config.seed,
             drop_last=True,
         )
         workers = default_workers() if config.workers < 0 else config.workers
@@ -219,7 +229,8 @@ class Run:
         }
         self.amp_dtype = _amp_dtype(config, self.device)
         self.scalers = {
-            ph.name: torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16) for ph in self.phases
+            ph.name: torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+            for ph in self.phases
         }
         self.emas = {n: Ema(modules[n], config.ema_decay) for n in task.ema_modules if config.ema_decay > 0}
         self.ddp: dict[str, nn.Module] = {}
@@ -375,7 +386,9 @@ class Run:
                 self.task, self.eval_nets(), self.modules, val_set, config, self.device, self.reporter, step
             )
         if step % config.val_every == 0 or last:
-            self.result.validation = validate(self.task, self.eval_nets(), self.modules, val_set, config, info)
+            self.result.validation = validate(
+                self.task, self.eval_nets(), self.modules, val_set, config, info
+            )
             self.reporter.scalars(step, self.result.validation, group="val")
             if info.is_main:
                 self.bar.write(_val_line(step, self.result.validation))
@@ -497,10 +510,7 @@ def _split(batch: Batch, parts: int) -> list[Batch]:
     batch size a multiple of ``parts``)."""
     if parts == 1:
         return [batch]
-    chunks = {
-        k: v.chunk(parts) if isinstance(v, torch.Tensor) else _cut(v, parts)
-        for k, v in batch.items()
-    }
+    chunks = {k: v.chunk(parts) if isinstance(v, torch.Tensor) else _cut(v, parts) for k, v in batch.items()}
     return [{k: v[i] for k, v in chunks.items()} for i in range(parts)]
 
 

@@ -33,7 +33,9 @@ class PatchDiscriminator(nn.Module):
             channels = width * mult
             layers += [
                 nn.Conv2d(width * prev, channels, 4, stride=2 if n < n_layers else 1, padding=1, bias=False),
-                nn.BatchNorm2d(channels) if norm == "batch" else nn.GroupNorm(min(32, channels // 4), channels),
+                nn.BatchNorm2d(channels)
+                if norm == "batch"
+                else nn.GroupNorm(min(32, channels // 4), channels),
                 nn.LeakyReLU(0.2, True),
             ]
         layers.append(nn.Conv2d(width * mult, 1, 4, stride=1, padding=1))

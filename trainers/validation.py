@@ -20,8 +20,9 @@ from .task import Batch, Task
 def concat(parts: Sequence[Batch]) -> Batch:
     """Batches joined along dim 0 (tensors concatenated, caption lists chained)."""
     return {
-        k: torch.cat([p[k] for p in parts]) if isinstance(parts[0][k], torch.Tensor) else
-        [v for p in parts for v in p[k]]
+        k: torch.cat([p[k] for p in parts])
+        if isinstance(parts[0][k], torch.Tensor)
+        else [v for p in parts for v in p[k]]
         for k in parts[0]
     }
 

@@ -1,4 +1,5 @@
-"""Folder datasets: recursive listing, clear errors, bad files skipped, fixed split, augmentation."""
+"""Datasets: recursive listing, manifests and catalogues, clear errors, bad files skipped, fixed split,
+augmentation that keeps masks on their images, batches of samples."""
 
 from __future__ import annotations
 
@@ -7,15 +8,21 @@ import os
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from trainers.data import (
     DataError,
     ImageDataset,
+    Record,
+    catalogue_records,
     center_crop,
+    collate,
     list_images,
+    read_manifest,
     split_validation,
     to_tensor,
     to_uint8,
+    write_manifest,
 )
 
 
@@ -103,3 +110,94 @@ def test_center_crop_and_tensor_round_trip():
     crop = center_crop(img, 30)
     assert crop.shape == (30, 30, 3) and np.array_equal(crop, img[:, 10:40])
     assert np.array_equal(to_uint8(to_tensor(crop)), crop)
+
+
+def _pair(folder, name, size=(40, 56)):
+    """A photo whose red channel is 255 exactly where its mask is 255 (the left third)."""
+    h, w = size
+    image = np.zeros((h, w, 3), np.uint8)
+    image[:, : w // 3, 0] = 255
+    image[..., 2] = np.arange(w, dtype=np.uint8)[None] * 4
+    mask = np.where(image[..., 0] > 0, 255, 0).astype(np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(folder / f"{name}.png")
+    Image.fromarray(mask).save(folder / f"{name}-mask.png")
+    return folder / f"{name}.png", folder / f"{name}-mask.png"
+
+
+def test_manifests_in_jsonl_and_csv_give_images_masks_and_captions(tmp_path):
+    _pair(tmp_path / "img", "a")
+    _pair(tmp_path / "img", "b")
+    (tmp_path / "rows.jsonl").write_text(
+        '{"image": "img/a.png", "mask": "img/a-mask.png", "caption": "a red mug"}\n\n{"image": "img/b.png"}\n'
+    )
+    (tmp_path / "rows.csv").write_text(
+        "image,mask,caption\nimg/a.png,img/a-mask.png,a red mug\nimg/b.png,,\n"
+    )
+    for name in ("rows.jsonl", "rows.csv"):
+        rows = read_manifest(tmp_path / name)
+        assert rows == [
+            Record(tmp_path / "img/a.png", tmp_path / "img/a-mask.png", "a red mug"),
+            Record(tmp_path / "img/b.png"),
+        ], name
+    batch = collate([ImageDataset(rows, 32, train=False)[i] for i in (0, 1)])
+    assert batch["image"].shape == (2, 3, 32, 32) and batch["mask"].shape == (2, 1, 32, 32)
+    assert batch["mask_given"].tolist() == [True, False] and batch["mask"][1].sum() == 0
+    assert batch["caption"] == ["a red mug", ""]
+    assert "mask" not in collate([ImageDataset(rows[1:], 32)[0]])
+
+
+def test_manifest_errors_name_the_line(tmp_path):
+    (tmp_path / "m.jsonl").write_text('{"image": "gone.png"}\n')
+    with pytest.raises(DataError, match="line 1: gone.png does not exist"):
+        read_manifest(tmp_path / "m.jsonl")
+    (tmp_path / "m.jsonl").write_text('{"image": "x.png", "label": 3}\n')
+    with pytest.raises(DataError, match="unknown column"):
+        read_manifest(tmp_path / "m.jsonl")
+    (tmp_path / "m.csv").write_text("file\nx.png\n")
+    with pytest.raises(DataError, match="'image' column"):
+        read_manifest(tmp_path / "m.csv")
+    (tmp_path / "m.txt").write_text("x.png\n")
+    with pytest.raises(DataError, match="jsonl"):
+        read_manifest(tmp_path / "m.txt")
+
+
+def test_augmentation_crops_and_flips_the_mask_with_its_image(tmp_path):
+    image, mask = _pair(tmp_path, "a")
+    ds = ImageDataset([Record(image, mask)], 24, train=True, zoom=1.5, seed=0)
+    flipped = 0
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        sample = ds[0]
+        assert torch.equal(sample["mask"][0] > 0.5, sample["image"][0] > 0)  # hole == red, pixel for pixel
+        flipped += bool(sample["mask"][0, :, -1].any())
+    assert 0 < flipped < 8  # some crops were flipped, some not
+
+
+def test_a_mask_of_another_size_is_skipped(tmp_path):
+    image, _ = _pair(tmp_path, "a")
+    _, small = _pair(tmp_path, "small", size=(20, 20))
+    ds = ImageDataset([Record(image, small), Record(image)], 16, train=False)
+    with pytest.warns(UserWarning, match="skipping"):
+        assert "mask" not in ds[0]  # the next row stood in
+
+
+def test_catalogue_from_folders_or_a_csv(tmp_path):
+    for product in ("Blue Mug", "Red Shoe"):
+        _pair(tmp_path / "shop" / product / "side", "p")
+    (tmp_path / "shop" / "empty").mkdir()
+    rows = catalogue_records(tmp_path / "shop")
+    assert sorted(r.caption for r in rows if r.mask is None) == [
+        "Blue Mug",
+        "Blue Mug",
+        "Red Shoe",
+        "Red Shoe",
+    ]
+    (tmp_path / "list.csv").write_text("file,name\nshop/Blue Mug/side/p.png,mug\n")
+    assert catalogue_records(tmp_path / "list.csv") == [
+        Record(tmp_path / "shop/Blue Mug/side/p.png", None, "mug")
+    ]
+    with pytest.raises(DataError, match="no product folders"):
+        catalogue_records(tmp_path / "shop" / "empty")
+    again = read_manifest(write_manifest(rows, tmp_path / "run" / "manifest.jsonl"))
+    assert again == rows

@@ -169,3 +169,14 @@ def test_adaptive_weight_balances_gradients():
     w = torch.ones(3, requires_grad=True)
     rec, gan = (w * 4.0).sum(), (w * 2.0).sum()
     assert math.isclose(float(losses.adaptive_gan_weight(rec, gan, w)), 2.0, rel_tol=1e-3)
+
+
+def test_pre_activation_features_are_the_convolutions_feeding_the_relus():
+    torch.manual_seed(0)
+    post = VGGFeatures("vgg16", ("relu2_2", "relu3_3"))
+    pre = VGGFeatures("vgg16", ("relu2_2", "relu3_3"), pre_activation=True)
+    pre.load_state_dict(post.state_dict())
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    for a, b in zip(pre(x), post(x), strict=True):
+        assert a.min() < 0  # before the ReLU
+        torch.testing.assert_close(a.relu(), b)

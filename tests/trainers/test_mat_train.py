@@ -66,6 +66,9 @@ def test_trains_both_heads_with_lazy_r1_and_exports_what_the_engine_fills_with(p
     assert {"Dreg/r1", "Dreg/r1_stage1"} <= set(first) and {"Dreg/r1", "Dreg/r1_stage1"} <= set(third)
     assert not any(k.startswith("Dreg/") for k in second)
     assert first["Dreg/r1"] > 0 and first["Dreg/r1_stage1"] > 0
+    # each optimizer's own rate: the critic's Adam runs lazily at lr * interval / (interval + 1)
+    assert first["lr/generator"] == pytest.approx(1e-3)
+    assert first["lr/discriminator"] == pytest.approx(1e-3 * 2 / 3)
     assert np.isfinite(result.validation["hole_psnr"]) and np.isfinite(result.validation["hole_ssim"])
     assert (tmp_path / "run" / "samples" / "step-0000003.png").is_file()
 

@@ -252,7 +252,9 @@ class MatTask(Task):
                     raise
                 continue  # --init-from weights, not a checkpoint
             if "arch" in task_state:
-                return MatConfig.from_dict(task_state["arch"]), DiscriminatorConfig(**task_state["critic"])
+                return MatConfig.from_dict(task_state["arch"]), DiscriminatorConfig.from_dict(
+                    task_state["critic"]
+                )
         return None
 
     # ---------------------------------------------------------------- building
@@ -294,7 +296,9 @@ class MatTask(Task):
         res = self.config.resolution
         self._keep_shapes = synthesis.keep_map_shapes(1, res, res)
         if self.options.pcp_weight > 0:
-            self.perceptual = PerceptualLoss(self.options.vgg_weights, PCP_LAYERS, pre_activation=True).to(device)
+            self.perceptual = PerceptualLoss(self.options.vgg_weights, PCP_LAYERS, pre_activation=True).to(
+                device
+            )
 
     def initialize_from(self, source: str | Path, modules: Mapping[str, nn.Module]) -> str:
         found = self.init_weights

@@ -91,7 +91,6 @@ class InpNetConfig(SavedConfig):
             raise ValueError("depth must be >= 1; bridge_depth and decoder_res_blocks >= 0")
 
 
-
 class ResBlock(nn.Module):
     def __init__(self, ch: int) -> None:
         super().__init__()
