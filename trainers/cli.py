@@ -29,10 +29,8 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_fields(group: argparse._ArgumentGroup, cls: type, skip: Sequence[str] = ()) -> None:
+def _add_fields(group: argparse._ArgumentGroup, cls: type) -> None:
     for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
         base, is_tuple, _ = field_type(cls, f)
         help_text = f.metadata.get("help", "")
         default = f.default

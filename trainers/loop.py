@@ -41,7 +41,7 @@ from .ema import Ema
 from .export import export_weights, store_destination
 from .reporting import Reporter
 from .task import Batch, Phase, Task
-from .validation import validate, write_samples
+from .validation import Validator
 
 
 class Interrupted(Exception):
@@ -214,6 +214,9 @@ class Run:
             if info.is_main:
                 print(message, file=sys.stderr)
         self.trainable = {id(p) for m in self.modules.values() for p in m.parameters() if p.requires_grad}
+        self.validator = (
+            Validator(task, self.modules, self.val_set, config, info) if self.val_set is not None else None
+        )
 
     def _build_optimizers(self) -> None:
         task, config, modules = self.task, self.config, self.modules
@@ -377,18 +380,14 @@ class Run:
 
     def evaluate(self) -> None:
         """Sample grids (rank 0) and validation (every rank) on their schedules."""
-        config, step, info, val_set = self.config, self.step, self.info, self.val_set
-        if val_set is None:
+        config, step, info, validator = self.config, self.step, self.info, self.validator
+        if validator is None:
             return
         last = step == config.steps
         if info.is_main and (step % config.sample_every == 0 or last):
-            write_samples(
-                self.task, self.eval_nets(), self.modules, val_set, config, self.device, self.reporter, step
-            )
+            validator.samples(self.eval_nets(), self.reporter, step)
         if step % config.val_every == 0 or last:
-            self.result.validation = validate(
-                self.task, self.eval_nets(), self.modules, val_set, config, info
-            )
+            self.result.validation = validator.scores(self.eval_nets())
             self.reporter.scalars(step, self.result.validation, group="val")
             if info.is_main:
                 self.bar.write(_val_line(step, self.result.validation))

@@ -53,49 +53,49 @@ def eval_mode(*groups: Mapping[str, nn.Module]) -> Iterator[None]:
             m.train()
 
 
-@torch.no_grad()
-def validate(
-    task: Task,
-    nets: Mapping[str, nn.Module],
-    modules: Mapping[str, nn.Module],
-    val_set: ImageDataset,
-    config: TrainConfig,
-    info: distributed.DistInfo,
-) -> dict[str, float]:
-    """Per-image metrics averaged over the whole validation set (shards summed across ranks)."""
-    sums: dict[str, float] = defaultdict(float)
-    with eval_mode(modules, nets):
-        indices = list(range(info.rank, len(val_set), info.world_size))
-        for batch in val_batches(task, val_set, indices, config, info.device):
-            for key, values in task.validation_metrics(nets, batch).items():
-                finite = values[torch.isfinite(values)]
-                sums[key] += float(finite.sum())
-                sums[f"_n_{key}"] += float(finite.numel())
-    keys = sorted(k for k in sums if not k.startswith("_n_"))
-    if info.enabled:
-        # every rank must take part with the same keys; ranks without images contribute zeros
-        all_keys = [None] * info.world_size
-        torch.distributed.all_gather_object(all_keys, keys)
-        keys = sorted({k for ks in all_keys for k in ks})
-    packed = torch.tensor(
-        [v for k in keys for v in (sums[k], sums[f"_n_{k}"])], dtype=torch.float64, device=info.device
-    )
-    distributed.all_reduce_sum(packed, info)
-    return {k: float(packed[2 * i] / packed[2 * i + 1]) for i, k in enumerate(keys) if packed[2 * i + 1] > 0}
+class Validator:
+    """The held-out images of a run, scored and drawn with the networks in eval mode."""
 
+    def __init__(
+        self,
+        task: Task,
+        modules: Mapping[str, nn.Module],
+        val_set: ImageDataset,
+        config: TrainConfig,
+        info: distributed.DistInfo,
+    ) -> None:
+        self.task, self.modules, self.val_set, self.config, self.info = task, modules, val_set, config, info
 
-@torch.no_grad()
-def write_samples(
-    task: Task,
-    nets: Mapping[str, nn.Module],
-    modules: Mapping[str, nn.Module],
-    val_set: ImageDataset,
-    config: TrainConfig,
-    device: torch.device,
-    reporter: Reporter,
-    step: int,
-) -> None:
-    """The task's sample grid of the first (up to) 8 validation images."""
-    with eval_mode(modules, nets):
-        batch = next(val_batches(task, val_set, list(range(min(8, len(val_set)))), config, device))
-        reporter.grid(step, task.sample_images(nets, batch))
+    @torch.no_grad()
+    def scores(self, nets: Mapping[str, nn.Module]) -> dict[str, float]:
+        """Per-image metrics averaged over the whole validation set (shards summed across ranks)."""
+        info, val_set = self.info, self.val_set
+        sums: dict[str, float] = defaultdict(float)
+        with eval_mode(self.modules, nets):
+            indices = list(range(info.rank, len(val_set), info.world_size))
+            for batch in val_batches(self.task, val_set, indices, self.config, info.device):
+                for key, values in self.task.validation_metrics(nets, batch).items():
+                    finite = values[torch.isfinite(values)]
+                    sums[key] += float(finite.sum())
+                    sums[f"_n_{key}"] += float(finite.numel())
+        keys = sorted(k for k in sums if not k.startswith("_n_"))
+        if info.enabled:
+            # every rank must take part with the same keys; ranks without images contribute zeros
+            all_keys = [None] * info.world_size
+            torch.distributed.all_gather_object(all_keys, keys)
+            keys = sorted({k for ks in all_keys for k in ks})
+        packed = torch.tensor(
+            [v for k in keys for v in (sums[k], sums[f"_n_{k}"])], dtype=torch.float64, device=info.device
+        )
+        distributed.all_reduce_sum(packed, info)
+        return {
+            k: float(packed[2 * i] / packed[2 * i + 1]) for i, k in enumerate(keys) if packed[2 * i + 1] > 0
+        }
+
+    @torch.no_grad()
+    def samples(self, nets: Mapping[str, nn.Module], reporter: Reporter, step: int) -> None:
+        """The task's sample grid of the first (up to) 8 validation images."""
+        indices = list(range(min(8, len(self.val_set))))
+        with eval_mode(self.modules, nets):
+            batch = next(val_batches(self.task, self.val_set, indices, self.config, self.info.device))
+            reporter.grid(step, self.task.sample_images(nets, batch))

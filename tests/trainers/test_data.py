@@ -147,19 +147,20 @@ def test_manifests_in_jsonl_and_csv_give_images_masks_and_captions(tmp_path):
     assert "mask" not in collate([ImageDataset(rows[1:], 32)[0]])
 
 
-def test_manifest_errors_name_the_line(tmp_path):
-    (tmp_path / "m.jsonl").write_text('{"image": "gone.png"}\n')
-    with pytest.raises(DataError, match="line 1: gone.png does not exist"):
-        read_manifest(tmp_path / "m.jsonl")
-    (tmp_path / "m.jsonl").write_text('{"image": "x.png", "label": 3}\n')
-    with pytest.raises(DataError, match="unknown column"):
-        read_manifest(tmp_path / "m.jsonl")
-    (tmp_path / "m.csv").write_text("file\nx.png\n")
-    with pytest.raises(DataError, match="'image' column"):
-        read_manifest(tmp_path / "m.csv")
-    (tmp_path / "m.txt").write_text("x.png\n")
-    with pytest.raises(DataError, match="jsonl"):
-        read_manifest(tmp_path / "m.txt")
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("m.jsonl", '{"image": "gone.png"}\n', "line 1: gone.png does not exist"),
+        ("m.jsonl", '{"image": "x.png", "label": 3}\n', "unknown column"),
+        ("m.jsonl", '{"image": "x.png"\n', "line 1: not valid JSON"),
+        ("m.csv", "file\nx.png\n", "'image' column"),
+        ("m.txt", "x.png\n", "jsonl"),
+    ],
+)
+def test_manifest_errors_say_where(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_manifest(tmp_path / name)
 
 
 def test_augmentation_crops_and_flips_the_mask_with_its_image(tmp_path):
