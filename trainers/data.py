@@ -206,6 +206,15 @@ def records_from(folders: Sequence[str | Path], manifest: str | None, catalogue:
     return folder_records(folders)
 
 
+def split_roots(folders: Sequence[str | Path], manifest: str | None, catalogue: str | None) -> list[Path]:
+    """The folders that rows' paths are taken relative to for the validation split: the data folders,
+    or where the manifest / catalogue lies (so 'Mug/0.jpg' and 'Shoe/0.jpg' are told apart)."""
+    if folders:
+        return [Path(f) for f in folders]
+    source = Path(manifest or catalogue or ".").expanduser().resolve()
+    return [source if source.is_dir() else source.parent]
+
+
 def split_validation(
     files: Sequence[Any], fraction: float, root: Sequence[str | Path] = ()
 ) -> tuple[list, list]:

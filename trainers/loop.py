@@ -36,7 +36,16 @@ from inpaint_studio.core import paths
 
 from . import checkpoint, distributed
 from .config import TrainConfig, to_json_dict
-from .data import DataError, ImageDataset, collate, records_from, split_validation, to_device, write_manifest
+from .data import (
+    DataError,
+    ImageDataset,
+    collate,
+    records_from,
+    split_roots,
+    split_validation,
+    to_device,
+    write_manifest,
+)
 from .ema import Ema
 from .export import export_weights, store_destination
 from .reporting import Reporter
@@ -151,7 +160,8 @@ class Run:
         if config.val_data:
             train_rows, val_rows = rows, records_from(config.val_data, None, None)
         else:
-            train_rows, val_rows = split_validation(rows, config.val_fraction, config.data)
+            roots = split_roots(config.data, config.manifest, config.catalogue)
+            train_rows, val_rows = split_validation(rows, config.val_fraction, roots)
         if len(val_rows) > config.val_images:  # evenly spaced, so every source folder is represented
             val_rows = [val_rows[i * len(val_rows) // config.val_images] for i in range(config.val_images)]
         if info.is_main and config.catalogue:

@@ -19,6 +19,8 @@ from trainers.data import (
     collate,
     list_images,
     read_manifest,
+    records_from,
+    split_roots,
     split_validation,
     to_tensor,
     to_uint8,
@@ -202,3 +204,23 @@ def test_catalogue_from_folders_or_a_csv(tmp_path):
         catalogue_records(tmp_path / "shop" / "empty")
     again = read_manifest(write_manifest(rows, tmp_path / "run" / "manifest.jsonl"))
     assert again == rows
+
+
+def test_catalogue_rows_split_by_their_path_below_the_catalogue(tmp_path):
+    for i in range(40):  # every product's photo is called p.png
+        _pair(tmp_path / "shop" / f"product {i}", "p")
+    rows = catalogue_records(tmp_path / "shop")
+    train, val = split_validation(rows, 0.25, split_roots((), None, str(tmp_path / "shop")))
+    photos = [r for r in val if r.image.name == "p.png"]
+    assert 3 <= len(photos) <= 20 and len(train) + len(val) == len(rows)  # by name alone: none or all 40
+
+
+def test_val_data_may_name_a_manifest(tmp_path):
+    _pair(tmp_path, "a")
+    (tmp_path / "val.jsonl").write_text('{"image": "a.png", "caption": "held out"}\n')
+    assert records_from([str(tmp_path / "val.jsonl")], None, None) == [
+        Record(tmp_path / "a.png", None, "held out")
+    ]
+    assert records_from([str(tmp_path)], None, None)[0] == Record(
+        tmp_path / "a-mask.png"
+    )  # a folder: its images

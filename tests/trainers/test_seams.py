@@ -17,7 +17,7 @@ from torch import nn
 from trainers import cli
 from trainers.config import TrainConfig
 from trainers.loop import _postfix, train
-from trainers.task import Batch, ExportSpec, Phase, Task
+from trainers.task import Batch, ExportSpec, Phase, Task, with_given_masks
 
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "white": (255, 255, 255)}
 
@@ -162,3 +162,11 @@ def test_cli_takes_one_data_source(photo_dir, tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert cli.main(["inpnet", "--out", str(tmp_path)]) == cli.EXIT_ERROR
     assert "--manifest FILE" in capsys.readouterr().err
+
+
+def test_given_masks_replace_drawn_ones_only_where_a_row_has_one():
+    drawn = torch.ones(2, 1, 4, 4)
+    assert with_given_masks({"image": torch.zeros(2, 3, 4, 4)}, drawn) is drawn
+    sample = {"mask": torch.zeros(2, 1, 4, 4), "mask_given": torch.tensor([True, False])}
+    merged = with_given_masks(sample, drawn)
+    assert merged[0].sum() == 0 and torch.equal(merged[1], drawn[1])
