@@ -214,3 +214,20 @@ def with_given_masks(sample: Batch, drawn: torch.Tensor) -> torch.Tensor:
         return drawn
     given = sample["mask_given"].to(drawn.device).view(-1, 1, 1, 1)
     return torch.where(given, sample["mask"].to(drawn), drawn)
+
+
+def gan_phases(r1_interval: int = 0) -> tuple[Phase, ...]:
+    """The usual GAN step: ``G`` (the generator, with EMA), ``D`` (the critic) and, when
+    ``r1_interval`` > 0, a lazy R1 phase ``Dreg`` on the critic's optimizer."""
+    phases = [
+        Phase("G", "generator", ("generator",), ema=True),
+        Phase("D", "discriminator", ("discriminator",)),
+    ]
+    if r1_interval > 0:
+        phases.append(Phase("Dreg", "discriminator", ("discriminator",), interval=r1_interval))
+    return tuple(phases)
+
+
+def bare(net: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (trained modules arrive wrapped in :meth:`Task.loss`)."""
+    return getattr(net, "module", net)

@@ -28,15 +28,6 @@ TINY = dict(hidden_dim=32, depth=2, heads=2, mlp_dim=64, val_steps=3)
 TINY_FLAGS = "--hidden-dim 32 --depth 2 --heads 2 --mlp-dim 64 --val-steps 3"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from more threads; on a shared machine they only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _photos(folder: Path, count: int = 8) -> Path:
     """Gradients with a coloured square (as the trainer tests' photos), 40-48 px."""
     rng = np.random.default_rng(0)

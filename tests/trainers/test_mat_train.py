@@ -37,15 +37,6 @@ def _run(config: TrainConfig, **opts):
     return train(MatTask(MatOptions(**{**TINY, **opts}), config), config, show_progress=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from more threads; on a shared machine they only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _photo():
     yy, xx = np.mgrid[0:150, 0:200]
     image = np.stack([xx, yy, (xx + yy) // 2], -1).astype(np.uint8)

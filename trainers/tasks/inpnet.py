@@ -38,7 +38,7 @@ from ..config import MaskFolderOptions, PerceptualOptions, opt
 from ..masks import MaskMixture, RatioWarmup, patch_mask
 from ..nets import PatchDiscriminator
 from ..perceptual import PerceptualLoss
-from ..task import Batch, ExportSpec, Phase, Task, with_given_masks
+from ..task import Batch, ExportSpec, Phase, Task, gan_phases, with_given_masks
 
 VARIANTS: dict[str, tuple[str, bool, bool]] = {
     "random": ("random", False, False),
@@ -206,14 +206,9 @@ class InpNetTask(Task):
         return opts
 
     def phases(self) -> tuple[Phase, ...]:
-        phases = [Phase("G", "generator", ("generator",), ema=True)]
-        if self.gan:
-            phases.append(Phase("D", "discriminator", ("discriminator",)))
-            if self.options.r1_gamma > 0:
-                phases.append(
-                    Phase("Dreg", "discriminator", ("discriminator",), interval=self.options.r1_interval)
-                )
-        return tuple(phases)
+        if not self.gan:
+            return (Phase("G", "generator", ("generator",), ema=True),)
+        return gan_phases(r1_interval=self.options.r1_interval if self.options.r1_gamma > 0 else 0)
 
     def setup(self, modules: Mapping[str, nn.Module], device: torch.device) -> None:
         super().setup(modules, device)

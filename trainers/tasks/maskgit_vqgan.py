@@ -52,7 +52,7 @@ from .. import losses, metrics
 from ..config import PerceptualOptions, opt
 from ..nets import PatchDiscriminator
 from ..perceptual import PerceptualLoss
-from ..task import Batch, ExportSpec, Phase, Task
+from ..task import Batch, ExportSpec, Phase, Task, bare
 
 GAN_LOSSES = ("hinge", "non-saturating")
 TRAINING_ONLY_BUFFERS = ("quantize.ema_cluster_size", "quantize.ema_embed_sum")
@@ -115,10 +115,6 @@ def inference_vqgan(vqgan: VQGAN, resolution: int | None = None) -> VQGAN:
     clean = VQGAN(config).to(next(vqgan.parameters()).device)
     clean.load_state_dict(state)
     return clean.eval().requires_grad_(False)
-
-
-def _bare(net: nn.Module) -> nn.Module:
-    return getattr(net, "module", net)  # DDP wraps the trained module
 
 
 class MaskGitVQGANTask(Task):
@@ -220,7 +216,7 @@ class MaskGitVQGANTask(Task):
         for seen, rec in self._recent:
             if seen is image:
                 return rec
-        quantizer = _bare(vqgan).quantize
+        quantizer = bare(vqgan).quantize
         was_training = quantizer.training
         quantizer.eval()  # no codebook updates from a forward that trains nothing
         try:
@@ -252,7 +248,7 @@ class MaskGitVQGANTask(Task):
                 fake_logits = nets["discriminator"](torch.cat([image, rec])).chunk(2)[1]
                 adv = losses.g_loss(fake_logits, o.gan_loss)
                 weight = (
-                    losses.adaptive_gan_weight(rec_loss, adv, _bare(vqgan).last_layer_weight())
+                    losses.adaptive_gan_weight(rec_loss, adv, bare(vqgan).last_layer_weight())
                     if o.adaptive_weight
                     else torch.ones((), device=image.device)
                 )

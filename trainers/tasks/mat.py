@@ -69,7 +69,7 @@ from .. import losses
 from ..config import MaskFolderOptions, PerceptualOptions, TrainConfig, opt
 from ..masks import MAT_RECIPES, MaskMixture, mat_mask
 from ..perceptual import PerceptualLoss
-from ..task import Batch, ExportSpec, Phase, Task, with_given_masks
+from ..task import Batch, ExportSpec, Phase, Task, bare, gan_phases, with_given_masks
 
 PRESETS: dict[str, dict[str, Any]] = {
     "official": {},
@@ -199,10 +199,6 @@ def critic_config(arch: MatConfig, options: MatOptions) -> DiscriminatorConfig:
     )
 
 
-def _bare(net: nn.Module) -> nn.Module:
-    return getattr(net, "module", net)  # DDP wraps the trained module
-
-
 class MatTask(Task):
     name = "mat"
     engine_id = "mat"
@@ -279,15 +275,7 @@ class MatTask(Task):
         }
 
     def phases(self) -> tuple[Phase, ...]:
-        phases = [
-            Phase("G", "generator", ("generator",), ema=True),
-            Phase("D", "discriminator", ("discriminator",)),
-        ]
-        if self.options.r1_gamma > 0:
-            phases.append(
-                Phase("Dreg", "discriminator", ("discriminator",), interval=self.options.r1_interval)
-            )
-        return tuple(phases)
+        return gan_phases(r1_interval=self.options.r1_interval if self.options.r1_gamma > 0 else 0)
 
     def setup(self, modules: Mapping[str, nn.Module], device: torch.device) -> None:
         super().setup(modules, device)
@@ -455,7 +443,7 @@ class MatTask(Task):
         }
 
     def export(self, nets: Mapping[str, nn.Module]) -> ExportSpec:
-        generator = _bare(nets["generator"])
+        generator = bare(nets["generator"])
         o = self.options
         return ExportSpec(
             arch=self.arch.to_dict(),
