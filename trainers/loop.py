@@ -18,7 +18,6 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -48,6 +47,7 @@ from .data import (
 )
 from .ema import Ema
 from .export import export_weights, store_destination
+from .progress import StopFlag, postfix, progress_bar, val_line
 from .reporting import Reporter
 from .task import Batch, Phase, Task
 from .validation import Validator
@@ -292,8 +292,8 @@ class Run:
         """Steps up to ``config.steps``; Ctrl+C / SIGTERM / ``abort_fn`` save, export and raise
         :class:`Interrupted`."""
         config, info = self.config, self.info
-        stop = _StopFlag()
-        self.bar = _progress_bar(self.step, config.steps, enabled=info.is_main and show_progress)
+        stop = StopFlag()
+        self.bar = progress_bar(self.step, config.steps, enabled=info.is_main and show_progress)
         self.sums: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)
         self.t_last, self.step_last = time.perf_counter(), self.step
@@ -384,7 +384,7 @@ class Run:
         self.counts.clear()
         self.reporter.scalars(step, values)
         self.result.losses.append({"step": step, **values})
-        self.bar.set_postfix(_postfix(values), refresh=False)
+        self.bar.set_postfix(postfix(values), refresh=False)
         if progress_fn is not None:
             progress_fn(step, config.steps, values)
 
@@ -400,7 +400,7 @@ class Run:
             self.result.validation = validator.scores(self.eval_nets())
             self.reporter.scalars(step, self.result.validation, group="val")
             if info.is_main:
-                self.bar.write(_val_line(step, self.result.validation))
+                self.bar.write(val_line(step, self.result.validation))
 
     # ------------------------------------------------------------------ networks as the task sees them
     def nets_for(self, ph: Phase) -> dict[str, nn.Module]:
@@ -564,70 +564,3 @@ def _load_module(module: nn.Module, state: dict[str, torch.Tensor], what: str) -
         raise checkpoint.CheckpointError(
             f"{what}: the checkpoint does not fit this model ({first}); were the model options changed?"
         ) from None
-
-
-def _postfix(values: Mapping[str, float]) -> dict[str, str]:
-    out = {k.replace("/loss", ""): f"{v:.4g}" for k, v in values.items() if k.endswith("/loss")}
-    out.update({k: f"{v:.3g}" for k, v in values.items() if k.startswith("lr/")})
-    out["img/s"] = f"{values.get('images_per_s', 0):.1f}"
-    return out
-
-
-def _val_line(step: int, values: Mapping[str, float]) -> str:
-    return f"step {step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in values.items())
-
-
-class _NoBar:
-    def update(self, n: int) -> None: ...
-    def set_postfix(self, *a: Any, **k: Any) -> None: ...
-    def write(self, text: str) -> None:
-        print(text, file=sys.stderr)
-
-    def close(self) -> None: ...
-
-
-def _progress_bar(step: int, total: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr)
-
-
-class _StopFlag:
-    """First Ctrl+C / SIGTERM asks to stop after the current step; a second one stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-        def handler(signum: int, frame: Any) -> None:
-            if self.requested:
-                raise KeyboardInterrupt
-            self.requested = True
-            print(
-                "\nstopping after this step and saving a checkpoint (press Ctrl+C again to quit now)",
-                file=sys.stderr,
-            )
-
-        for s in previous:
-            signal.signal(s, handler)
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
-
-    def check(self, info: distributed.DistInfo) -> bool:
-        """All ranks agree: one rank asked to stop, so all stop after the same step."""
-        if not info.enabled:
-            return self.requested
-        flag = torch.tensor([1.0 if self.requested else 0.0], device=info.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())

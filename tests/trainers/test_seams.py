@@ -16,7 +16,8 @@ from torch import nn
 
 from trainers import cli
 from trainers.config import TrainConfig
-from trainers.loop import _postfix, train
+from trainers.loop import train
+from trainers.progress import postfix
 from trainers.task import Batch, ExportSpec, Phase, Task, with_given_masks
 
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "white": (255, 255, 255)}
@@ -116,7 +117,7 @@ def test_every_optimizer_logs_its_own_learning_rate(photo_dir, tmp_path):
         assert entry["lr/generator"] == pytest.approx(1e-2) and entry["lr/critic"] == pytest.approx(1e-3)
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(line["lr/critic"] == pytest.approx(1e-3) for line in lines if line["group"] == "train")
-    shown = _postfix(result.losses[-1])
+    shown = postfix(result.losses[-1])
     assert shown["lr/generator"] == "0.01" and shown["lr/critic"] == "0.001"
 
 
