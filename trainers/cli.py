@@ -78,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     tasks, broken = _load_tasks()
     parser = argparse.ArgumentParser(
         prog="inpaint-studio-train",
-        usage="inpaint-studio-train MODEL (--data DIR | --manifest FILE | --catalogue DIR|CSV) [--out DIR] "
-        "[--resolution R] [--steps N] [--batch-size B] [--lr LR] [--resume CKPT] [--config FILE] [--device DEV] "
-        "[model options]",
+        usage="inpaint-studio-train MODEL (--data DIR | --manifest FILE | --catalogue DIR|CSV) "
+        "[--out DIR] [--resolution R] [--steps N] [--batch-size B] [--lr LR] [--resume CKPT] "
+        "[--config FILE] [--device DEV] [model options]",
         description="Train an inpainting model on a folder of your own images (or a manifest of images, "
         "masks and captions). Exported weights appear in "
         "the app's model store (and in OUT/weights), ready for `inpaint-studio fill --engine MODEL`.",

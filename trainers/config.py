@@ -84,7 +84,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         sources = [name for name in ("data", "manifest", "catalogue") if getattr(self, name)]
         checks = [
-            (len(sources) <= 1, f"give one of --data, --manifest, --catalogue, not {' and '.join(sources)}"),
+            (
+                len(sources) <= 1,
+                "give one of --data, --manifest, --catalogue, not " + " and ".join(f"--{s}" for s in sources),
+            ),
             (self.resolution >= 8, f"resolution must be >= 8, got {self.resolution}"),
             (self.steps >= 0, f"steps must be >= 0, got {self.steps}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
