@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from inpaint_studio import cli as app_cli
-from inpaint_studio.engines.base import Preview, Request, Result
+from inpaint_studio.engines.base import Preview, Request, Result, at_full_size
 from inpaint_studio.engines.maskgit import MaskGitEngine
 from inpaint_studio.models.bundle import load_bundle, read_config
 from trainers import cli
@@ -113,9 +113,8 @@ def test_trains_validates_by_decoding_and_exports_one_bundle(stage1, tmp_path):
     assert torch.equal(bundle.parts["transformer"][key], ema[f"ema.transformer.{key}"])  # EMA is exported
 
     image, mask = _hole_image()
-    events = list(
-        MaskGitEngine(weights=result.weights, device="cpu").run(Request(image, mask, params={"steps": 4}))
-    )
+    engine = MaskGitEngine(weights=result.weights, device="cpu")
+    events = [at_full_size(e, image) for e in engine.run(Request(image, mask, params={"steps": 4}))]
     assert sum(isinstance(e, Preview) for e in events) == 4
     out = events[-1]
     assert isinstance(out, Result)
