@@ -11,6 +11,9 @@ TASKS: dict[str, str] = {
     "maskgit-vqgan": "trainers.tasks.maskgit_vqgan:MaskGitVQGANTask",
     "maskgit": "trainers.tasks.maskgit:MaskGitTask",
     "mat": "trainers.tasks.mat:MatTask",
+    "asuka-prior": "trainers.tasks.asuka_prior:AsukaPriorTask",
+    "asuka-align": "trainers.tasks.asuka_align:AsukaAlignTask",
+    "asuka-decoder": "trainers.tasks.asuka_decoder:AsukaDecoderTask",
 }
 
 
