@@ -24,8 +24,12 @@ from .config import opt
 
 @dataclass(frozen=True)
 class SD15Options:
-    sd15: str | None = opt(None, "the SD-1.5 inpainting model (diffusers folder or .safetensors/.ckpt), kept frozen")
-    vae: str | None = opt(None, "another KL autoencoder (diffusers AutoencoderKL folder) instead of the model's VAE")
+    sd15: str | None = opt(
+        None, "the SD-1.5 inpainting model (diffusers folder or .safetensors/.ckpt), kept frozen"
+    )
+    vae: str | None = opt(
+        None, "another KL autoencoder (diffusers AutoencoderKL folder) instead of the model's VAE"
+    )
 
 
 @dataclass
@@ -100,9 +104,7 @@ def to_decoder_input(vae: nn.Module, latent: torch.Tensor) -> torch.Tensor:
     return pqc(z) if pqc is not None else z
 
 
-def inpainting_unet_input(
-    z_t: torch.Tensor, mask: torch.Tensor, masked_latent: torch.Tensor
-) -> torch.Tensor:
+def inpainting_unet_input(z_t: torch.Tensor, mask: torch.Tensor, masked_latent: torch.Tensor) -> torch.Tensor:
     """SD inpainting's 9 channels: noisy latent, the mask at latent size, the masked image's latent."""
     small = F.interpolate(mask, size=z_t.shape[-2:], mode="nearest")
     return torch.cat([z_t, small, masked_latent], dim=1)
@@ -117,7 +119,11 @@ def add_noise(z0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, alphas: torc
 def empty_prompt(text_encoder: nn.Module, tokenizer: Any, device: torch.device) -> torch.Tensor:
     """The CLIP embedding of the empty prompt (1, 77, D): SD's "no text" condition."""
     ids = tokenizer(
-        [""], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        [""],
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
     ).input_ids
     return text_encoder(ids.to(device))[0]
 

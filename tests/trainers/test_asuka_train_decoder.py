@@ -65,7 +65,9 @@ def test_trains_with_both_augmentations_and_exports_what_load_part_reads(photo_d
 
 def test_latent_augmentation_is_the_unets_one_step_estimate(photo_dir, tmp_path, sd_folder):
     config = _config(photo_dir, tmp_path / "run")
-    task = AsukaDecoderTask(AsukaDecoderOptions(sd15=str(sd_folder), adv_weight=0.0, perceptual_weight=0.0), config)
+    task = AsukaDecoderTask(
+        AsukaDecoderOptions(sd15=str(sd_folder), adv_weight=0.0, perceptual_weight=0.0), config
+    )
     task.setup(task.build_modules(), torch.device("cpu"))
     image = torch.rand(2, 3, 32, 32) * 2 - 1
     z0 = torch.randn(2, 4, 4, 4)

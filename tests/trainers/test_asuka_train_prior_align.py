@@ -52,12 +52,16 @@ def _same_checkpoints(a, b) -> None:
 
 # ------------------------------------------------------------------------------ prior
 def _prior(config, **opts):
-    return train(AsukaPriorTask(AsukaPriorOptions(**{**TINY_PRIOR, **opts}), config), config, show_progress=False)
+    return train(
+        AsukaPriorTask(AsukaPriorOptions(**{**TINY_PRIOR, **opts}), config), config, show_progress=False
+    )
 
 
 def test_prior_trains_exports_resumes_and_fine_tunes_its_export(photo_dir, tmp_path):
     straight = _prior(_config(photo_dir, tmp_path / "a"))
-    assert straight.step == 3 and all(np.isfinite(e["main/loss"]) for e in straight.losses if "main/loss" in e)
+    assert straight.step == 3 and all(
+        np.isfinite(e["main/loss"]) for e in straight.losses if "main/loss" in e
+    )
     task = AsukaPriorTask(AsukaPriorOptions(**TINY_PRIOR), _config(photo_dir, tmp_path / "x"))
     mask = task.prepare_batch({"image": torch.zeros(16, 3, 32, 32)}, 0, np.random.default_rng(0))["mask"]
     touched = torch.nn.functional.max_pool2d(mask, 8).flatten(1).mean(1)

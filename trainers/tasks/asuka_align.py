@@ -67,7 +67,9 @@ class AsukaAlignTask(Task):
     def __init__(self, options: AsukaAlignOptions, config: Any) -> None:
         super().__init__(options, config)
         if not options.prior:
-            raise ValueError("asuka-align needs the MAE prior: --prior FOLDER (an asuka-prior weights folder)")
+            raise ValueError(
+                "asuka-align needs the MAE prior: --prior FOLDER (an asuka-prior weights folder)"
+            )
         self.prior = importer.load_part(options.prior, engine=importer.PRIOR_ENGINE)
         self.sd = sd.load_frozen_sd(options, unet=True)
         if self.sd.unet.config.in_channels != 9:
@@ -76,7 +78,9 @@ class AsukaAlignTask(Task):
 
     def build_modules(self) -> dict[str, nn.Module]:
         cond = int(self.sd.unet.config.cross_attention_dim)
-        return {"align": AlignmentModule(self.prior.feature_dim, cond, self.options.depth, self.options.head_dim)}
+        return {
+            "align": AlignmentModule(self.prior.feature_dim, cond, self.options.depth, self.options.head_dim)
+        }
 
     def build_frozen(self) -> dict[str, nn.Module]:
         return {"prior": self.prior, "unet": self.sd.unet, "vae": self.sd.vae}

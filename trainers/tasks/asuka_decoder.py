@@ -52,9 +52,13 @@ class AsukaDecoderOptions(sd.SD15Options, PerceptualOptions, MaskFolderOptions):
     contrast: float = opt(0.2, "colour augmentation: contrast")
     saturation: float = opt(0.1, "colour augmentation: saturation")
     hue: float = opt(0.03, "colour augmentation: hue")
-    pretrained_lr_scale: float = opt(recipe.PRETRAINED_LR_SCALE, "learning-rate factor of the VAE decoder's weights")
+    pretrained_lr_scale: float = opt(
+        recipe.PRETRAINED_LR_SCALE, "learning-rate factor of the VAE decoder's weights"
+    )
     l1_weight: float = opt(1.0, "weight of the L1 loss against the clean image")
-    perceptual_weight: float = opt(1.0, "perceptual loss weight (VGG with --vgg-weights, else a gradient pyramid)")
+    perceptual_weight: float = opt(
+        1.0, "perceptual loss weight (VGG with --vgg-weights, else a gradient pyramid)"
+    )
     adv_weight: float = opt(0.1, "adversarial loss weight (0: no discriminator)")
     adv_start: int = opt(0, "step at which the discriminator and the adversarial loss start")
     adv_loss: str = opt("hinge", "adversarial loss", choices=("nonsaturating", "hinge"))
@@ -73,7 +77,9 @@ class AsukaDecoderOptions(sd.SD15Options, PerceptualOptions, MaskFolderOptions):
 class AsukaDecoderTask(Task):
     name = "asuka-decoder"
     engine_id = DECODER_ENGINE
-    description = "ASUKA: the colour-consistent decoder (SD VAE decoder + condition encoder; needs --sd15 or --vae)"
+    description = (
+        "ASUKA: the colour-consistent decoder (SD VAE decoder + condition encoder; needs --sd15 or --vae)"
+    )
     Options = AsukaDecoderOptions
     default_lr = 8e-5
     ema_modules = ("decoder",)
@@ -84,9 +90,13 @@ class AsukaDecoderTask(Task):
         self.sd = sd.load_frozen_sd(options, unet=options.latent_aug > 0, text=options.latent_aug > 0)
         factor = 2 ** (len(self.sd.vae.config.block_out_channels) - 1)
         if config.resolution % factor:
-            raise ValueError(f"--resolution {config.resolution} must be a multiple of the VAE's factor {factor}")
+            raise ValueError(
+                f"--resolution {config.resolution} must be a multiple of the VAE's factor {factor}"
+            )
         self.masks = AsukaMasks(options.mask_dir)
-        self.jitter = recipe.ColorJitter(options.brightness, options.contrast, options.saturation, options.hue)
+        self.jitter = recipe.ColorJitter(
+            options.brightness, options.contrast, options.saturation, options.hue
+        )
         self.gan = options.adv_weight > 0
         self.perceptual: PerceptualLoss | None = None
         self.empty: torch.Tensor | None = None
@@ -191,9 +201,14 @@ class AsukaDecoderTask(Task):
             if fake is None:
                 with torch.no_grad():
                     fake = nets["decoder"](batch["z"], image, mask)
-            logits = nets["discriminator"](torch.cat([torch.cat([image, mask], 1), torch.cat([fake, mask], 1)]))
+            logits = nets["discriminator"](
+                torch.cat([torch.cat([image, mask], 1), torch.cat([fake, mask], 1)])
+            )
             real, fake_logits = logits.chunk(2)
-            return losses.d_loss(real, fake_logits, o.adv_loss), {"real": real.mean(), "fake": fake_logits.mean()}
+            return losses.d_loss(real, fake_logits, o.adv_loss), {
+                "real": real.mean(),
+                "fake": fake_logits.mean(),
+            }
         raise ValueError(f"unknown phase {phase!r}")
 
     # ---------------------------------------------------------------- evaluation / export

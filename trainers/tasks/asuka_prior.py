@@ -82,7 +82,9 @@ def read_prior(source: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tens
 class AsukaPriorTask(Task):
     name = "asuka-prior"
     engine_id = importer.PRIOR_ENGINE
-    description = "ASUKA: fine-tune the MAE prior on inpainting masks (from an MAE, the released prior, or scratch)"
+    description = (
+        "ASUKA: fine-tune the MAE prior on inpainting masks (from an MAE, the released prior, or scratch)"
+    )
     Options = AsukaPriorOptions
     default_lr = 1.5e-4
     ema_modules = ("prior",)
@@ -96,7 +98,9 @@ class AsukaPriorTask(Task):
         else:
             self.arch = {"img_size": config.resolution, **{k: getattr(options, k) for k in WIDTHS}}
         if self.arch["img_size"] != config.resolution:
-            raise ValueError(f"the prior works at {self.arch['img_size']} px: train with --resolution {self.arch['img_size']}")
+            raise ValueError(
+                f"the prior works at {self.arch['img_size']} px: train with --resolution {self.arch['img_size']}"
+            )
         self.masks = AsukaMasks(options.mask_dir)
 
     def build_modules(self) -> dict[str, nn.Module]:
@@ -108,7 +112,10 @@ class AsukaPriorTask(Task):
         named = [(n, p) for n, p in modules["prior"].named_parameters() if p.requires_grad]
         decay = [p for n, p in named if p.ndim >= 2 and "token" not in n]
         rest = [p for n, p in named if not (p.ndim >= 2 and "token" not in n)]
-        groups = [{"params": decay, "weight_decay": self.options.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        groups = [
+            {"params": decay, "weight_decay": self.options.weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ]
         return {"prior": torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))}
 
     def phases(self) -> tuple[Phase, ...]:
@@ -129,7 +136,10 @@ class AsukaPriorTask(Task):
         mask = with_given_masks(sample, torch.from_numpy(holes).float().unsqueeze(1).to(image.device))
         if self.options.patch_ratio > 0:
             p = self.arch["patch_size"]
-            grown = [enlarge_to_patch_ratio(m[0].cpu().numpy() > 0.5, p, rng, self.options.patch_ratio) for m in mask]
+            grown = [
+                enlarge_to_patch_ratio(m[0].cpu().numpy() > 0.5, p, rng, self.options.patch_ratio)
+                for m in mask
+            ]
             mask = torch.from_numpy(np.stack(grown)).float().unsqueeze(1).to(image.device)
         return {"image": image, "mask": mask}
 
