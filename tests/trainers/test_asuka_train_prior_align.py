@@ -130,3 +130,16 @@ def test_align_needs_its_prior_in_one_line(photo_dir, tmp_path, sd_folder, capsy
     assert cli.main(args.split()) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert "--prior" in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_prior_fine_tunes_the_released_checkpoint_file(photo_dir, tmp_path):
+    """A ``mae_300.pth``-style file ({'model': state_dict}) goes through the importer's restricted unpickler."""
+    torch.manual_seed(3)
+    release = AsukaPrior(img_size=32, patch_size=8, embed_dim=128, depth=2, num_heads=2, decoder_embed_dim=64,
+                         decoder_depth=2, decoder_num_heads=16, feature_layer=2)  # fmt: skip
+    torch.save({"model": release.state_dict()}, tmp_path / "mae_300.pth")
+    config = _config(photo_dir, tmp_path / "run", steps=0, init_from=str(tmp_path / "mae_300.pth"))
+    tuned = load_part(_prior(config).weights, engine=PRIOR_ENGINE)
+    assert tuned.config == release.config
+    for key, value in release.state_dict().items():
+        assert torch.equal(tuned.state_dict()[key], value), key
