@@ -1,4 +1,4 @@
-"""``inpaint-studio``: open the app, or work headless (``fill``, ``engines``, ``import``).
+"""``inpaint-studio``: open the app, or work headless (``fill``, ``engines``, ``import``, ``models``).
 
 Usage errors and bad input end with one line on stderr and exit code 2; an engine failure with
 exit code 1; Ctrl+C cancels the running engine and exits with 130.
@@ -21,7 +21,7 @@ from .engines.base import BadRequest, Cancelled, EngineError, Preview, Progress,
 from .engines.params import Param
 from .engines.weights import store_dir
 
-COMMANDS = ("fill", "engines", "import")
+COMMANDS = ("fill", "engines", "import", "models")
 EXIT_ENGINE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
@@ -339,13 +339,23 @@ def cmd_import(argv: Sequence[str]) -> int:
     if not args.checkpoint.exists():
         raise UsageError(f"{args.checkpoint}: no such file or folder")
     dest = args.out or store_dir(cls.info.id) / (args.name or args.checkpoint.stem)
+    from .hub.install import ImportFailed
+    from .model_import import import_checkpoint
+
     try:
-        written = cls.import_weights(args.checkpoint, dest)
-    except EngineError as err:
+        written = import_checkpoint(cls.info.id, args.checkpoint, dest)
+    except ImportFailed as err:
         print(f"inpaint-studio: error: {err}", file=sys.stderr)
         return EXIT_ENGINE
     print(written)
     return 0
+
+
+# ------------------------------------------------------------------------------------ models
+def cmd_models(argv: Sequence[str]) -> int:
+    from .cli_models import main as models_main
+
+    return models_main(argv)
 
 
 # ------------------------------------------------------------------------------------ main
@@ -355,6 +365,7 @@ def _usage() -> str:
         "       inpaint-studio fill IMAGE --mask MASK -o OUT [options]\n"
         "       inpaint-studio engines [--json]\n"
         "       inpaint-studio import ENGINE CHECKPOINT [--name NAME]\n"
+        "       inpaint-studio models [download ID | import ENGINE FILE | remove ENGINE NAME]\n"
         "Run `inpaint-studio fill --help` for the fill options."
     )
 
@@ -369,7 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         if argv and argv[0] in COMMANDS:
-            handler = {"fill": cmd_fill, "engines": cmd_engines, "import": cmd_import}[argv[0]]
+            handler = {"fill": cmd_fill, "engines": cmd_engines, "import": cmd_import, "models": cmd_models}[
+                argv[0]
+            ]
             return handler(argv[1:])
         return _open_app(argv)
     except UsageError as err:
