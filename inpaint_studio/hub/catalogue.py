@@ -91,9 +91,11 @@ class RemoteFile:
             return "sha256"
         if self.md5:
             return "md5" if len(self.md5) == 32 else "md5 prefix"
-        if isinstance(self.source, HubSource):
-            return "Hub's sha256"
-        return "size" if self.size is not None else "none"
+        if self.size is not None:
+            return "size"
+        if isinstance(self.source, HubSource):  # LFS files: the Hub's sha256; small Git files: its size
+            return "Hub's sha256/size"
+        return "none"
 
 
 @dataclass(frozen=True)

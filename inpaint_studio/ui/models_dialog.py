@@ -20,12 +20,14 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
@@ -95,12 +97,12 @@ class ModelsDialog(QDialog):
     def _build(self) -> None:
         self.tree = QTreeWidget()
         self.tree.setObjectName("models_tree")
-        self.tree.setHeaderLabels(["Model", "Size", "Checked against", "License", "Status"])
+        self.tree.setHeaderLabels(["Model", "Id", "Size", "Checked against", "License", "Status"])
         self.tree.setAlternatingRowColors(True)
         self.tree.setRootIsDecorated(True)
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3, 4):
+        for col in (1, 2, 3, 4, 5):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(lambda *_: self._update_buttons())
 
@@ -111,13 +113,17 @@ class ModelsDialog(QDialog):
         self.details.setOpenExternalLinks(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.details.setMinimumHeight(120)
 
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.details)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.tree)
-        split.addWidget(self.details)
+        split.addWidget(scroll)
         split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(1, 2)
+        split.setSizes([380, 200])
 
         self.download_btn = QPushButton("Download")
         self.download_btn.setObjectName("download_button")
@@ -137,6 +143,7 @@ class ModelsDialog(QDialog):
         self.progress.setTextVisible(True)
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
+        self.progress.setFormat("")
         self.status = QLabel("Nothing is downloaded unless you press Download.")
         self.status.setObjectName("models_status")
         self.status.setWordWrap(True)
@@ -180,7 +187,8 @@ class ModelsDialog(QDialog):
                     text = "manual download"
                 item = QTreeWidgetItem(
                     [
-                        f"{entry.title}  [{entry.id}]",
+                        entry.title,
+                        entry.id,
                         entry.size_text,
                         entry.check_text,
                         _short(entry.license),
@@ -188,8 +196,8 @@ class ModelsDialog(QDialog):
                     ]
                 )
                 item.setToolTip(0, entry.title)
-                item.setToolTip(3, entry.license or "not stated")
-                item.setToolTip(4, status.text)
+                item.setToolTip(4, entry.license or "not stated")
+                item.setToolTip(5, status.text)
                 item.setData(0, KIND_ROLE, ("entry", entry.id))
                 top.addChild(item)
                 if keep == ("entry", entry.id):
@@ -198,7 +206,7 @@ class ModelsDialog(QDialog):
                 label = {"weights": "installed", "download": "raw download", "partial": "partial download"}[
                     inst.kind
                 ]
-                item = QTreeWidgetItem([f"{inst.name}", human_size(inst.size), "", "", label])
+                item = QTreeWidgetItem([inst.name, "", human_size(inst.size), "", "", label])
                 item.setData(0, KIND_ROLE, ("installed", f"{inst.engine}/{inst.name}"))
                 font = QFont(self.font())
                 font.setItalic(True)
@@ -310,6 +318,9 @@ class ModelsDialog(QDialog):
             return
         self._active = entry.id
         self._cancel.clear()
+        current = self.tree.currentItem()
+        if current is not None:
+            current.setText(5, "downloading…")
         self.progress.setValue(0)
         self.progress.setFormat(f"{entry.id}: starting…")
         self.status.setText(f"Downloading {entry.title}…")
@@ -416,7 +427,7 @@ def _h(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _short(text: str | None, n: int = 28) -> str:
+def _short(text: str | None, n: int = 24) -> str:
     if not text:
         return "not stated"
     return text if len(text) <= n else text[: n - 1] + "…"

@@ -100,7 +100,7 @@ def dialog(qtbot, server):
 
 def _status_of(dlg: ModelsDialog, entry_id: str) -> str:
     dlg.select(entry_id)
-    return dlg.tree.currentItem().text(4)
+    return dlg.tree.currentItem().text(5)
 
 
 def test_download_shows_progress_imports_and_stays_responsive(qtbot, dialog, server):
@@ -166,7 +166,7 @@ def test_manual_entries_cannot_be_downloaded_and_say_how(dialog):
     dialog.select("toy-manual")
     assert not dialog.download_btn.isEnabled()
     assert "models import other FILE" in dialog.details.text()
-    assert dialog.tree.currentItem().text(4) == "manual download"
+    assert dialog.tree.currentItem().text(5) == "manual download"
 
 
 def test_remove_asks_and_deletes(qtbot, dialog):
