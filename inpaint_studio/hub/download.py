@@ -10,6 +10,7 @@ for the address, headers and the Hub's own size/sha256, then through the same re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -147,9 +148,50 @@ def download_url(
     (``.part`` kept) or :class:`ChecksumError` (the bad file removed).
     """
     dest = Path(dest)
-    if dest.is_file():
-        return verify_file(dest, size=size, sha256=sha256, md5=md5)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(dest):
+        if dest.is_file():
+            return verify_file(dest, size=size, sha256=sha256, md5=md5)
+        return _download_locked(url, dest, size, sha256, md5, headers, progress, cancel, timeout, chunk_size)
+
+
+@contextlib.contextmanager
+def _exclusive(dest: Path):
+    """One download per file at a time (the CLI and the app may both be asked): a second is refused."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here; nothing else changes
+        yield
+        return
+    lock_path = dest.with_name(f".{dest.name}.lock")
+    lock = open(lock_path, "a+b")  # noqa: SIM115 - held for the whole transfer
+    try:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DownloadError(
+                f"{dest.name} is already being downloaded by another window or command"
+            ) from None
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)  # removed while still held
+    finally:
+        lock.close()
+
+
+def _download_locked(
+    url: str,
+    dest: Path,
+    size: int | None,
+    sha256: str | None,
+    md5: str | None,
+    headers: dict[str, str] | None,
+    progress: ProgressFn | None,
+    cancel: CancelFn | None,
+    timeout: float,
+    chunk_size: int,
+) -> Downloaded:
     part = part_path(dest)
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:

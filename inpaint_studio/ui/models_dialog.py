@@ -89,6 +89,7 @@ class ModelsDialog(QDialog):
         self._last_progress = 0.0
         self._installed: list[store.Installed] = []
         self._alive = True
+        self._thread: threading.Thread | None = None
         self._build()
         self.refresh()
         self.resize(1000, 620)
@@ -337,7 +338,7 @@ class ModelsDialog(QDialog):
                 **kwargs,
             )
 
-        run_in_thread(work, lambda result, error: self._finished(entry, result, error))
+        self._thread = run_in_thread(work, lambda result, error: self._finished(entry, result, error))
 
     def _on_progress_thread(self, p: FileProgress) -> None:
         """Runs on the download thread: forward at most every PROGRESS_INTERVAL_S (and every file's end)."""

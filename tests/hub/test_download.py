@@ -209,3 +209,28 @@ def test_hub_missing_file_is_one_line(server, tmp_path):
     with pytest.raises(DownloadError) as info:
         download_hub(HubSource("org/repo", "nope.bin"), tmp_path / "n", endpoint=server.base)
     assert "org/repo" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_second_download_of_the_same_file_is_refused_while_one_runs(server, tmp_path):
+    import threading
+
+    server.state.files["/w.bin"] = DATA
+    server.state.delay_per_kib = 0.002
+    dest = tmp_path / "w.bin"
+    started, errors = threading.Event(), []
+
+    def first():
+        try:
+            download_url(
+                server.url("/w.bin"), dest, sha256=SHA, progress=lambda d, t: started.set(), chunk_size=4096
+            )
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    assert started.wait(10)
+    with pytest.raises(DownloadError, match="already being downloaded"):
+        download_url(server.url("/w.bin"), dest, sha256=SHA)
+    worker.join(20)
+    assert not errors and dest.read_bytes() == DATA

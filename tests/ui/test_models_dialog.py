@@ -144,6 +144,18 @@ def test_cancel_mid_way_then_download_resumes(qtbot, dialog, server):
     assert server.state.requests[-1][2] == f"bytes={kept}-"
 
 
+def test_closing_the_dialog_stops_the_download_and_keeps_the_part(qtbot, dialog, server):
+    server.state.delay_per_kib = 0.004
+    dialog.select("toy-big")
+    dialog.download_selected()
+    qtbot.waitUntil(lambda: dialog.progress.value() > 50, timeout=10_000)
+    dialog.close()
+    dialog._thread.join(10)
+    assert not dialog._thread.is_alive()
+    folder = store.entry_download_dir("toy-big")
+    assert (folder / "big.pth.part").is_file() and not (folder / "big.pth").exists()
+
+
 def test_hub_entry_without_an_import_step_is_kept_as_a_download(qtbot, dialog):
     dialog.select("toy-hub")
     with qtbot.waitSignal(dialog.download_finished, timeout=15_000) as blocker:
