@@ -1,0 +1,1 @@
+"""Stable Diffusion parts: loading, schedulers, the ASUKA and MTA models (diffusers, imported lazily)."""
