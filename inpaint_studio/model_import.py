@@ -1,12 +1,16 @@
 """The one import step: a public checkpoint -> a weights folder in the model store.
 
 ``inpaint-studio import``, ``inpaint-studio models`` and the Models dialog all call
-:func:`import_checkpoint`. A target is an engine id (its ``import_weights``) or a model part that no
-engine runs on its own but others build on (``mae``: the official MAE checkpoints).
+:func:`import_checkpoint`. A target is an engine id (the engine's own ``import_weights``) or a model
+part that engines build on and whose bundle lives under the same name in the store: ``mae`` (the
+official MAE checkpoints), ``asuka-prior`` (ASUKA's ``mae_300.pth``), ``mta`` (a BrushNet branch).
+An engine's own importer wins over a part importer of the same name.
 """
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 from .engines import registry
@@ -14,45 +18,67 @@ from .engines.base import Engine, EngineError
 from .hub.catalogue import builtin
 from .hub.install import ImportFailed, NoImporter
 
-PARTS = ("mae",)
+
+def _mae(source: Path, dest: Path) -> Path:
+    from .models.mae.importer import import_mae
+
+    return import_mae(source, dest)
+
+
+def _asuka_prior(source: Path, dest: Path) -> Path:
+    from .models.asuka.importer import import_prior
+
+    return import_prior(source, dest)
+
+
+def _brushnet(source: Path, dest: Path) -> Path:
+    from .models.diffusion.brushnet_import import import_brushnet
+
+    return import_brushnet(source, dest)
+
+
+PARTS: dict[str, tuple[str, Callable[[Path, Path], Path]]] = {
+    "mae": ("MAE", _mae),
+    "asuka-prior": ("ASUKA MAE prior", _asuka_prior),
+    "mta": ("BrushNet branch", _brushnet),
+}
 
 
 def import_targets() -> list[str]:
-    return [*registry.engine_ids(), *PARTS]
+    return list(dict.fromkeys([*registry.engine_ids(), *PARTS]))
 
 
-def has_importer(target: str) -> bool:
-    if target in PARTS:
-        return True
-    try:
-        cls = registry.engine_class(target)
-    except ValueError:
-        return False
-    return getattr(cls.import_weights, "__func__", None) is not Engine.import_weights.__func__
+def _engine_importer(target: str) -> type[Engine] | None:
+    """The engine class when ``target`` is an engine that overrides ``import_weights``."""
+    if target not in registry.ENGINES:
+        return None
+    cls = registry.engine_class(target)
+    own = getattr(cls.import_weights, "__func__", None) is not Engine.import_weights.__func__
+    return cls if own else None
 
 
 def import_checkpoint(target: str, source: str | Path, dest: str | Path) -> Path:
     """Convert ``source`` for ``target`` into ``dest``; returns the written folder.
 
     Raises ``ValueError`` for an unknown target, :class:`NoImporter` when the target has no
-    importer, :class:`ImportFailed` when the checkpoint is refused.
+    importer (yet), :class:`ImportFailed` when the checkpoint is refused.
     """
     source, dest = Path(source), Path(dest)
-    if target == "mae":
-        from .models.mae.importer import import_mae
-
+    cls = _engine_importer(target)
+    if cls is not None:
         try:
-            return import_mae(source, dest)
-        except (ValueError, KeyError, OSError) as err:
-            raise ImportFailed(f"cannot import {source.name} as MAE weights: {err}") from None
-    if target not in registry.ENGINES:
-        if target in {e.import_target for e in builtin()}:  # a catalogue target whose engine is not here yet
-            raise NoImporter(f"this build has no {target} engine yet")
-        raise ValueError(f"unknown import target {target!r}; choose one of {', '.join(import_targets())}")
-    if not has_importer(target):
+            return Path(cls.import_weights(source, dest))
+        except EngineError as err:
+            raise ImportFailed(str(err)) from None
+    if target in PARTS:
+        title, fn = PARTS[target]
+        try:
+            return Path(fn(source, dest))
+        except (ValueError, KeyError, OSError, RuntimeError, pickle.UnpicklingError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ImportFailed(f"cannot import {source.name} as {title} weights: {first}") from None
+    if target in registry.ENGINES:
         raise NoImporter(f"the {target} engine has no importer for outside checkpoints")
-    cls = registry.engine_class(target)
-    try:
-        return Path(cls.import_weights(source, dest))
-    except EngineError as err:
-        raise ImportFailed(str(err)) from None
+    if target in {e.import_target for e in builtin()}:  # a catalogue target whose engine is not built yet
+        raise NoImporter(f"this build has no {target} engine yet")
+    raise ValueError(f"unknown import target {target!r}; choose one of {', '.join(import_targets())}")

@@ -347,7 +347,7 @@ BUILTIN: tuple[CatalogueEntry, ...] = (
         title="BrushNet for SD 1.5, trained on segmentation masks",
         files=(
             RemoteFile(
-                "segmentation_mask_brushnet_ckpt/config.json",
+                "config.json",
                 HubSource(
                     "TencentARC/BrushNet",
                     "data/ckpt/segmentation_mask_brushnet_ckpt/config.json",
@@ -357,7 +357,7 @@ BUILTIN: tuple[CatalogueEntry, ...] = (
                 approx_size="1.38 kB",
             ),
             RemoteFile(
-                "segmentation_mask_brushnet_ckpt/diffusion_pytorch_model.safetensors",
+                "diffusion_pytorch_model.safetensors",
                 HubSource(
                     "TencentARC/BrushNet",
                     "data/ckpt/segmentation_mask_brushnet_ckpt/diffusion_pytorch_model.safetensors",
@@ -381,12 +381,12 @@ BUILTIN: tuple[CatalogueEntry, ...] = (
         title="BrushNet for SD 1.5, trained on random masks",
         files=(
             RemoteFile(
-                "random_mask_brushnet_ckpt/config.json",
+                "config.json",
                 HubSource("Sanster/brushnet_random_mask", "config.json"),
                 approx_size="1.38 kB",
             ),
             RemoteFile(
-                "random_mask_brushnet_ckpt/diffusion_pytorch_model.safetensors",
+                "diffusion_pytorch_model.safetensors",
                 HubSource("Sanster/brushnet_random_mask", "diffusion_pytorch_model.safetensors"),
                 approx_size="2.48 GB",
             ),
@@ -406,7 +406,7 @@ BUILTIN: tuple[CatalogueEntry, ...] = (
         files=(RemoteFile("mae_300.pth", HubSource("yikaiwang/ASUKA-FLUX.1-Fill", "mae_300.pth")),),
         license=None,
         homepage="https://github.com/Yikai-Wang/asuka-misato",
-        import_target="asuka",
+        import_target="asuka-prior",
         notes="The README links the Hugging Face repository and expects the file as ckpt/mae_300.pth; its place "
         "at the repository root, its size, checksum and license could not be read here. The ASUKA code is "
         "Apache-2.0 and the README asks for research use only. Checked against the Hub's LFS sha256.",
