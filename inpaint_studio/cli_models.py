@@ -98,9 +98,9 @@ def _entry_dict(entry, status) -> dict:
 
 
 def cmd_list(cat: Catalogue, engine: str | None, as_json: bool, sha256: bool) -> int:
-    installed = store.list_installed(engine, sha256=sha256)
+    installed = [i for i in store.list_installed(sha256=sha256) if engine in (None, store.section_of(i, cat))]
     engines = [e for e in cat.engines() if engine in (None, e)]
-    engines += sorted({i.engine for i in installed} - set(engines))
+    engines += sorted({store.section_of(i, cat) for i in installed} - set(engines))
     if engine is not None and not engines:
         _err(f"no catalogue entry and nothing installed for engine {engine!r}")
         return EXIT_USAGE
@@ -133,7 +133,7 @@ def cmd_list(cat: Catalogue, engine: str | None, as_json: bool, sha256: bool) ->
             print(f"      {e.title}")
             print(f"      license: {e.license or 'not stated'}")
             print(f"      source: {e.source_text}")
-        mine = [i for i in installed if i.engine == eng]
+        mine = [i for i in installed if store.section_of(i, cat) == eng]
         if not entries:
             print("  (no public checkpoints in the catalogue)")
         for i in mine:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..core import paths
-from .catalogue import CatalogueEntry
+from .catalogue import Catalogue, CatalogueEntry
 from .download import file_digest
 
 CONFIG_NAME = "config.json"  # what makes a folder a weights folder (models/bundle.py writes it)
@@ -153,6 +153,17 @@ def list_installed(engine: str | None = None, *, sha256: bool = True) -> list[In
             )
             found.append(Installed(owner, folder.name, folder, kind, files, origin.get("catalogue_id")))
     return found
+
+
+def section_of(item: Installed, catalogue: Catalogue) -> str:
+    """The engine an installed item is shown under: its catalogue entry's engine when it came from one
+    (ASUKA's prior lives in ``models/asuka-prior`` but belongs to ASUKA), else its store folder."""
+    if item.catalogue_id:
+        try:
+            return catalogue.get(item.catalogue_id).engine
+        except KeyError:
+            pass
+    return item.engine
 
 
 def remove(engine: str, name: str) -> list[Path]:

@@ -171,9 +171,8 @@ class ModelsDialog(QDialog):
         self.tree.clear()
         bold = QFont(self.font())
         bold.setBold(True)
-        engines = self.catalogue.engines() + sorted(
-            {i.engine for i in self._installed} - set(self.catalogue.engines())
-        )
+        shown = [i for i in self._installed if not self._is_listed(i)]
+        engines = self.catalogue.engines() + sorted({i.engine for i in shown} - set(self.catalogue.engines()))
         select = None
         for engine in engines:
             top = QTreeWidgetItem([ENGINE_TITLES.get(engine, engine)])
@@ -203,7 +202,7 @@ class ModelsDialog(QDialog):
                 top.addChild(item)
                 if keep == ("entry", entry.id):
                     select = item
-            for inst in (i for i in self._installed if i.engine == engine and not self._is_listed(i)):
+            for inst in (i for i in shown if i.engine == engine):
                 label = {"weights": "installed", "download": "raw download", "partial": "partial download"}[
                     inst.kind
                 ]

@@ -36,6 +36,9 @@ def test_asuka_prior_entry_downloads_from_its_hub_path_and_imports(server, tmp_p
     assert isinstance(loaded, AsukaPrior) and loaded.config == model.config
     assert store.entry_status(entry).state == "installed"
     assert not store.entry_download_dir(entry.id).exists()
+    assert cli_models.main(["list", "--engine", "asuka"]) == 0
+    listing = capsys.readouterr().out
+    assert "installed: asuka-prior/asuka-mae-prior" in listing and "[asuka-prior]" not in listing
 
 
 def test_sd15_entry_is_refused_before_downloading_when_the_hub_serves_another_file(server, capsys):
