@@ -160,3 +160,15 @@ def test_remove_refuses_paths():
         store.remove("mat", "../etc")
     with pytest.raises(FileNotFoundError):
         store.remove("mat", "never-installed")
+
+
+def test_the_manager_loads_without_torch_qt_or_huggingface_hub():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import inpaint_studio.hub.install, inpaint_studio.hub.store, inpaint_studio.hub.catalogue; "
+        "print(sorted(m for m in ('torch', 'PySide6', 'huggingface_hub') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
