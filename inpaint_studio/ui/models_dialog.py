@@ -90,6 +90,7 @@ class ModelsDialog(QDialog):
         self._installed: list[store.Installed] = []
         self._alive = True
         self._thread: threading.Thread | None = None
+        self._digesting = self._digest_again = False
         self._build()
         self.refresh()
         self.resize(1000, 620)
@@ -225,13 +226,24 @@ class ModelsDialog(QDialog):
         return inst.catalogue_id is not None and any(e.id == inst.catalogue_id for e in self.catalogue)
 
     def _digest_in_background(self) -> None:
+        """sha256 of the installed files (cached beside them) off the GUI thread; one pass at a time."""
+        if self._digesting:
+            self._digest_again = True
+            return
+        self._digesting, self._digest_again = True, False
+
         def work():
             return store.list_installed(sha256=True)
 
         def done(result, error) -> None:
-            if self._alive and error is None and result is not None:
+            self._digesting = False
+            if not self._alive:
+                return
+            if error is None and result is not None and not self._digest_again:
                 self._installed = result
                 self._update_buttons()
+            if self._digest_again:
+                self._digest_in_background()
 
         run_in_thread(work, done)
 

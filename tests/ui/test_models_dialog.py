@@ -122,6 +122,8 @@ def test_download_shows_progress_imports_and_stays_responsive(qtbot, dialog, ser
     assert "installed toy-big as toy/toy-big" in dialog.status.text()
     assert _status_of(dialog, "toy-big") == "installed"
     assert "model.safetensors" in dialog.details.text()
+    digest = hashlib.sha256(DATA[:100]).hexdigest()  # what the fake importer wrote
+    qtbot.waitUntil(lambda: f"sha256 {digest}" in dialog.details.text(), timeout=10_000)  # hashed off-thread
 
 
 def test_cancel_mid_way_then_download_resumes(qtbot, dialog, server):
