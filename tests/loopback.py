@@ -64,6 +64,9 @@ class Served:
     files: dict[str, bytes] = field(default_factory=dict)  # URL path -> body
     hub: dict[tuple[str, str, str], bytes] = field(default_factory=dict)  # (repo, revision, file) -> body
     hub_sha_override: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    hub_git_files: set[tuple[str, str, str]] = field(
+        default_factory=set
+    )  # small files served as plain Git blobs
     break_after: dict[str, int] = field(default_factory=dict)  # path -> bytes sent before closing (once)
     delay_per_kib: float = 0.0
     ignore_range: bool = False
@@ -113,6 +116,16 @@ def _handler(state: Served):
                 self.send_header("X-Error-Code", "EntryNotFound")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                return
+            if key in state.hub_git_files:  # no redirect, no LFS headers: the ETag is the Git blob id
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", "0123456789abcdef0123456789abcdef01234567")
+                blob_id = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+                self.send_header("ETag", f'"{blob_id}"')
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command == "GET":
+                    self.wfile.write(data)
                 return
             sha = state.hub_sha_override.get(key, hashlib.sha256(data).hexdigest())
             cdn = f"/cdn/{sha}/{filename.rsplit('/', 1)[-1]}"

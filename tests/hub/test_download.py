@@ -234,3 +234,12 @@ def test_a_second_download_of_the_same_file_is_refused_while_one_runs(server, tm
         download_url(server.url("/w.bin"), dest, sha256=SHA)
     worker.join(20)
     assert not errors and dest.read_bytes() == DATA
+
+
+def test_hub_plain_git_file_is_checked_by_size(server, tmp_path):
+    body = b'{"_class_name": "BrushNetModel"}'
+    server.state.hub[("org/repo", "main", "config.json")] = body
+    server.state.hub_git_files.add(("org/repo", "main", "config.json"))
+    got = download_hub(HubSource("org/repo", "config.json"), tmp_path / "config.json", endpoint=server.base)
+    assert (tmp_path / "config.json").read_bytes() == body
+    assert got.checks == ("size",)  # the Git blob id is no sha256 of the file: not used as one
