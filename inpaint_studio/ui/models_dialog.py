@@ -20,6 +20,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QHeaderView,
@@ -36,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..hub import store
-from ..hub.catalogue import Catalogue, CatalogueEntry, builtin
+from ..hub.catalogue import Catalogue, CatalogueEntry, ManualSource, builtin
 from ..hub.download import DownloadCancelled, human_size
 from ..hub.install import FileProgress, Importer, InstallResult, install, manual_instructions
 from . import theme
@@ -65,7 +66,9 @@ STATE_LABELS = {
 class ModelsDialog(QDialog):
     """``catalogue``, ``importer`` and ``endpoint`` can be injected (tests point them at a loopback server)."""
 
-    download_finished = Signal(str, str)  # entry id, "done" | "cancelled" | "failed"
+    download_finished = Signal(
+        str, str
+    )  # entry id, "done" | "cancelled" | "failed" (a download or an import)
     installed_changed = Signal()
 
     def __init__(
@@ -84,6 +87,7 @@ class ModelsDialog(QDialog):
         self.endpoint = endpoint
         self.chunk_size = chunk_size
         self.confirm: Callable[[str], bool] = self._ask
+        self.choose_file: Callable[[CatalogueEntry], Path | None] = self._pick_file
         self._cancel = threading.Event()
         self._active: str | None = None  # entry id being downloaded
         self._last_progress = 0.0
@@ -139,6 +143,13 @@ class ModelsDialog(QDialog):
         self.remove_btn.setObjectName("remove_button")
         theme.set_icon(self.remove_btn, "mdi6.delete-outline")
         self.remove_btn.clicked.connect(self.remove_selected)
+        self.import_btn = QPushButton("Import file…")
+        self.import_btn.setObjectName("import_button")
+        self.import_btn.setToolTip(
+            "Import a checkpoint you already have (or fetched by hand) for the selected model"
+        )
+        theme.set_icon(self.import_btn, "mdi6.file-import-outline")
+        self.import_btn.clicked.connect(self.import_file)
 
         self.progress = QProgressBar()
         self.progress.setObjectName("models_progress")
@@ -154,6 +165,7 @@ class ModelsDialog(QDialog):
         row.addWidget(self.download_btn)
         row.addWidget(self.cancel_btn)
         row.addWidget(self.remove_btn)
+        row.addWidget(self.import_btn)
         row.addWidget(self.progress, 1)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
@@ -281,6 +293,7 @@ class ModelsDialog(QDialog):
         self.download_btn.setEnabled(not busy and entry is not None and entry.downloadable)
         self.cancel_btn.setEnabled(busy)
         self.remove_btn.setEnabled(not busy and bool(self._selected_installed()))
+        self.import_btn.setEnabled(not busy and entry is not None and entry.import_target is not None)
         self.details.setText(self._details_html())
 
     def _details_html(self) -> str:
@@ -294,7 +307,7 @@ class ModelsDialog(QDialog):
                 f"<a href='{_h(entry.homepage)}'>{_h(entry.homepage)}</a>"
             )
             if not entry.downloadable:
-                parts.append(_h(manual_instructions(entry)))
+                parts.append(_h(manual_instructions(entry)) + " — or press <b>Import file…</b> here.")
             for f in entry.files:
                 facts = [
                     human_size(f.size)
@@ -318,7 +331,12 @@ class ModelsDialog(QDialog):
             for f in inst.files:
                 digest = f"sha256 {f.sha256}" if f.sha256 else "sha256 …"
                 parts.append(f"&nbsp;&nbsp;{_h(f.name)} — {_h(human_size(f.size))}, {_h(digest)}")
-        return "<br>".join(parts) if parts else "Select a model to see its files, checksums and license."
+        text = "<br>".join(parts) if parts else "Select a model to see its files, checksums and license."
+        for page in {
+            f.source.page for f in (entry.files if entry else ()) if isinstance(f.source, ManualSource)
+        }:
+            text = text.replace(_h(page), f"<a href='{_h(page)}'>{_h(page)}</a>")  # open it in a browser
+        return text
 
     # ------------------------------------------------------------------------------ actions
     def download_selected(self) -> None:
@@ -417,6 +435,54 @@ class ModelsDialog(QDialog):
         self.status.setText("Removed " + ", ".join(str(p) for p in removed))
         self.refresh()
         self.installed_changed.emit()
+
+    def import_file(self) -> None:
+        """Import a file the person has (a manual download, say) through the entry's import step."""
+        entry = self.selected_entry()
+        if entry is None or entry.import_target is None or self._active is not None:
+            return
+        source = self.choose_file(entry)
+        if source is None:
+            return
+        target, dest = entry.import_target, store.weights_dir(entry.import_target, entry.id)
+        self._active = entry.id
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(f"importing {Path(source).name}…")
+        self.status.setText(f"Importing {source} as {target} weights…")
+        self._update_buttons()
+
+        def work() -> Path:
+            written = Path(self.importer(target, Path(source), dest))
+            store.write_json(
+                written / store.ORIGIN_NAME,
+                {"catalogue_id": entry.id, "engine": entry.engine, "imported": str(source)},
+            )
+            return written
+
+        def done(result: Path | None, error: BaseException | None) -> None:
+            if not self._alive:
+                return
+            self._active = None
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(1000 if error is None else 0)
+            self.progress.setFormat("")
+            self.status.setText(f"Imported as {result}" if error is None else f"Import failed: {error}")
+            self.refresh()
+            if error is None:
+                self.installed_changed.emit()
+            self.download_finished.emit(entry.id, "done" if error is None else "failed")
+
+        self._thread = run_in_thread(work, done)
+
+    def _pick_file(self, entry: CatalogueEntry) -> Path | None:
+        names = " ".join(f"*{Path(f.name).suffix}" for f in entry.files if Path(f.name).suffix)
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            f"Import a checkpoint for {entry.title}",
+            str(Path.home()),
+            f"Checkpoints ({names or '*'});;All files (*)",
+        )
+        return Path(path) if path else None
 
     def _ask(self, question: str) -> bool:
         answer = QMessageBox.question(self, "Remove model", question)

@@ -183,6 +183,20 @@ def test_manual_entries_cannot_be_downloaded_and_say_how(dialog):
     assert dialog.tree.currentItem().text(5) == "manual download"
 
 
+def test_a_manual_entry_is_imported_from_a_file_the_person_chose(qtbot, dialog, tmp_path):
+    src = tmp_path / "x.pkl"
+    src.write_bytes(SMALL)
+    dialog.select("toy-manual")
+    assert dialog.import_btn.isEnabled()
+    dialog.choose_file = lambda entry: src
+    with qtbot.waitSignal(dialog.download_finished, timeout=15_000) as blocker:
+        qtbot.mouseClick(dialog.import_btn, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["toy-manual", "done"]
+    assert _status_of(dialog, "toy-manual") == "installed"
+    [item] = store.list_installed("other")
+    assert item.catalogue_id == "toy-manual"
+
+
 def test_remove_asks_and_deletes(qtbot, dialog):
     dialog.select("toy-big")
     with qtbot.waitSignal(dialog.download_finished, timeout=15_000):
