@@ -13,18 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from ..models.components import ComponentKey, shared_cache
 from .base import CancelFn, EngineError, EngineInfo, Event, Progress, Request, Result, check_cancel
-from .framed import FramedEngine, Geometry, ModelInput, Params
+from .framed import Geometry, ModelInput, Params
 from .framing import framing_params
+from .model_engine import ModelEngine
 from .params import Param
-from .runtime import Runtime, resolve_runtime, runtime_params
-from .weights import require_weights, weights_availability
+from .runtime import Runtime, runtime_params
 
 HINT = "train one with `inpaint-studio-train inpnet --data DIR`"
 
 
-class InpNetEngine(FramedEngine):
+class InpNetEngine(ModelEngine):
     info = EngineInfo(
         id="inpnet",
         title="InP-Net",
@@ -49,29 +48,17 @@ class InpNetEngine(FramedEngine):
         training_hint=HINT,
     )
 
-    def __init__(self, weights: str | Path | None = None, device: str | None = None) -> None:
-        super().__init__(weights, device)
-        self._model: Any = None
-        self._runtime: Runtime | None = None
-
-    @classmethod
-    def availability(cls, weights: str | Path | None = None):  # noqa: ANN206 - base signature
-        return weights_availability("inpnet", cls.info.title, weights, HINT)
+    hint = HINT
 
     def load(self, params: Params, cancel: CancelFn) -> Geometry:
         """The model on the asked-for device and precision, through the shared component cache."""
-        runtime = resolve_runtime(params, self.device_preference)
-        path = require_weights("inpnet", self.info.title, self.weights, HINT)
-        key = ComponentKey(str(path), "inpnet", runtime.precision, runtime.device)
-        self._model = shared_cache().get(key, lambda: _load_inpnet(path, runtime))
-        self._runtime = runtime
-        cfg = self._model.cfg
+        cfg = self.component(params, "inpnet", _load_inpnet).cfg
         return Geometry(cfg.img_size, cfg.patch_size)  # framed at the resolution it was trained at
 
     def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
-        image, mask = work.image, work.mask
         import torch
 
+        image, mask = work.image, work.mask
         threshold = params["hole_threshold"]
         runtime = self._runtime
         yield Progress(1, 2, "reconstructing")

@@ -33,7 +33,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..models.components import ComponentKey, shared_cache
 from .base import (
     Availability,
     BadRequest,
@@ -49,12 +48,12 @@ from .base import (
     check_cancel,
 )
 from .followup import FOLLOWUP_KEY, Followup
-from .framed import FramedEngine, Geometry, ModelInput, Params
+from .framed import Geometry, ModelInput, Params
 from .framing import framing_params
+from .model_engine import ModelEngine
 from .params import Param
-from .runtime import resolve_runtime, runtime_params
+from .runtime import Runtime, runtime_params
 from .seeds import variant_seed
-from .weights import require_weights, weights_availability
 
 ENGINE_ID = "maskgit"
 TITLE = "MaskGIT"
@@ -120,7 +119,7 @@ def _framing() -> tuple[Param, ...]:
     return tuple(out)
 
 
-class MaskGitEngine(FramedEngine):
+class MaskGitEngine(ModelEngine):
     info = EngineInfo(
         id=ENGINE_ID,
         title=TITLE,
@@ -198,13 +197,15 @@ class MaskGitEngine(FramedEngine):
 
     def __init__(self, weights: str | Path | None = None, device: str | None = None) -> None:
         super().__init__(weights, device)
-        self._models: Any = None
+        self._given: tuple[Any, Any, Any] | None = None  # models handed over by from_models
         self._atlas: Any = None
 
     # ------------------------------------------------------------------ availability / weights
+    hint = HINT
+
     @classmethod
     def availability(cls, weights: str | Path | None = None) -> Availability:
-        avail = weights_availability(ENGINE_ID, TITLE, weights, HINT)
+        avail = super().availability(weights)
         if not avail.ok or avail.weights is None:
             return avail
         from ..models.bundle import read_config
@@ -246,30 +247,20 @@ class MaskGitEngine(FramedEngine):
         import torch
 
         engine = cls(device=device)
-        engine._models = (vqgan.eval().to(device), transformer.eval().to(device), torch.device(device))
+        engine._given = (vqgan.eval().to(device), transformer.eval().to(device), torch.device(device))
         return engine
 
-    def _load(self, params: dict[str, Any]) -> Any:
-        if self._models is None:
-            import torch
+    def _load(self, params: Params) -> tuple[Any, Any, Any]:
+        """(vqgan, transformer, torch device): models given to :meth:`from_models`, else the shared ones."""
+        import torch
 
-            from ..models.maskgit.checkpoint import load_atlas, load_maskgit
-
-            runtime = resolve_runtime(params, self.device_preference)
-            path = require_weights(ENGINE_ID, TITLE, self.weights, HINT)
-            key = ComponentKey(str(path), "maskgit", runtime.precision, runtime.device)
-
-            def load() -> tuple[Any, Any, Any]:
-                try:
-                    vqgan, transformer, _ = load_maskgit(path, device=runtime.device)
-                except ValueError as err:
-                    raise EngineError(f"cannot load MaskGIT weights from {path}: {err}") from None
-                return vqgan.to(runtime.dtype), transformer.to(runtime.dtype), load_atlas(path, vqgan)
-
-            vqgan, transformer, atlas = shared_cache().get(key, load)
-            self._models = (vqgan, transformer, torch.device(runtime.device))
+        if self._given is not None:
+            return self._given
+        vqgan, transformer, atlas = self.component(params, "maskgit", _load_maskgit)
+        if self._atlas is None:
             self._atlas = atlas  # None: rendered lazily, code by code
-        return self._models
+        assert self._runtime is not None
+        return vqgan, transformer, torch.device(self._runtime.device)
 
     def load(self, params: Params, cancel: CancelFn) -> Geometry:
         """Load the VQGAN and transformer; the framing works at their token grid x VQGAN factor."""
@@ -279,11 +270,11 @@ class MaskGitEngine(FramedEngine):
 
     # ------------------------------------------------------------------ run
     def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
-        image, mask = work.image, work.mask
         import torch
 
         from ..models.maskgit.decoding import iterative_decode, make_generators
 
+        image, mask = work.image, work.mask
         vqgan, transformer, device = self._load(params)
         cfg, factor = transformer.config, vqgan.factor
         gh, gw = image.shape[0] // factor, image.shape[1] // factor
@@ -351,7 +342,7 @@ class MaskGitEngine(FramedEngine):
                     check_cancel(cancel)
                     t0 = time.perf_counter()
                     shown = state.preview[0].view(gh, gw)
-                    picture = self._preview(image, shown, touched, preview_mode)
+                    picture = self._preview(vqgan, image, shown, touched, preview_mode)
                     overlay = _overlay(state.unknown[0].view(gh, gw), factor)
                     timing["preview"] += time.perf_counter() - t0
                     meta = _vary_from_step(state, unknown | locked, steps, gh, gw)
@@ -401,11 +392,10 @@ class MaskGitEngine(FramedEngine):
             raise BadRequest(f"class_id must be below {cfg.num_classes} for these weights")
         return torch.full((variants,), class_id, dtype=torch.long, device=device)
 
-    def _preview(self, image: np.ndarray, tokens: Any, touched: Any, mode: str) -> np.ndarray:
+    def _preview(self, vqgan: Any, image: np.ndarray, tokens: Any, touched: Any, mode: str) -> np.ndarray:
         """Preview image at model size: the decoded tokens over the hole's token window."""
         import torch
 
-        vqgan = self._models[0]
         f = vqgan.factor
         out = image.copy()
         gh, gw = tokens.shape
@@ -531,3 +521,13 @@ def _find_pair(source: Path) -> tuple[Path, Path]:
             f"{len(pths)} .pth ({', '.join(p.name for p in pths) or 'none'}) and {len(ckpts)} .ckpt"
         )
     return pths[0], ckpts[0]
+
+
+def _load_maskgit(path: Path, runtime: Runtime) -> tuple[Any, Any, Any]:
+    from ..models.maskgit.checkpoint import load_atlas, load_maskgit
+
+    try:
+        vqgan, transformer, _ = load_maskgit(path, device=runtime.device)
+    except ValueError as err:
+        raise EngineError(f"cannot load MaskGIT weights from {path}: {err}") from None
+    return vqgan.to(runtime.dtype), transformer.to(runtime.dtype), load_atlas(path, vqgan)

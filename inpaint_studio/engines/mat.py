@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from ..models.components import ComponentKey, shared_cache
 from .base import (
     BadRequest,
     CancelFn,
@@ -33,12 +32,12 @@ from .base import (
     check_cancel,
 )
 from .followup import FOLLOWUP_KEY, Followup
-from .framed import FramedEngine, Geometry, ModelInput, Params
+from .framed import Geometry, ModelInput, Params
 from .framing import framing_params
+from .model_engine import ModelEngine
 from .params import Param
-from .runtime import Runtime, resolve_runtime, runtime_params
+from .runtime import Runtime, runtime_params
 from .seeds import variant_seed
-from .weights import require_weights, weights_availability
 
 ENGINE_ID = "mat"
 HINT = "train with `inpaint-studio-train mat` or import the official checkpoint with `inpaint-studio import mat FILE`"
@@ -50,7 +49,7 @@ NEAR_KEY = "mat_near"  # Request.meta: the reference chain of "More like this" (
 AUTO_BATCH = {"cpu": 4, "cuda": 8, "mps": 4}
 
 
-class MatEngine(FramedEngine):
+class MatEngine(ModelEngine):
     info = EngineInfo(
         id=ENGINE_ID,
         title="MAT",
@@ -107,14 +106,7 @@ class MatEngine(FramedEngine):
         training_hint=HINT,
     )
 
-    def __init__(self, weights: str | Path | None = None, device: str | None = None) -> None:
-        super().__init__(weights, device)
-        self._model: Any = None
-        self._runtime: Runtime | None = None
-
-    @classmethod
-    def availability(cls, weights: str | Path | None = None):  # noqa: ANN206 - base signature
-        return weights_availability(ENGINE_ID, cls.info.title, weights, HINT)
+    hint = HINT
 
     @classmethod
     def import_weights(cls, source: Path, dest: Path) -> Path:
@@ -131,23 +123,19 @@ class MatEngine(FramedEngine):
         """The generator on the asked-for device and precision, through the shared component cache."""
         from ..models.mat.cpu_memory import keep_freed_memory
 
-        runtime = resolve_runtime(params, self.device_preference)
-        path = require_weights(ENGINE_ID, self.info.title, self.weights, HINT)
-        key = ComponentKey(str(path), "mat-generator", runtime.precision, runtime.device)
-        self._model = shared_cache().get(key, lambda: _load_generator(path, runtime))
-        self._runtime = runtime
-        if runtime.device == "cpu":
+        model = self.component(params, "mat-generator", _load_generator)
+        if self._runtime is not None and self._runtime.device == "cpu":
             keep_freed_memory()
-        res = self._model.config.img_resolution  # a 256 checkpoint (CelebA-HQ 256) is framed at 256
+        res = model.config.img_resolution  # a 256 checkpoint (CelebA-HQ 256) is framed at 256
         return Geometry(res, res)
 
     # ------------------------------------------------------------------------------ fill
     def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
-        image, mask = work.image, work.mask
         import torch
 
         from ..models.mat import KeepMaps, SampleStreams, variant_inputs
 
+        image, mask = work.image, work.mask
         model, runtime = self._model, self._runtime
         assert runtime is not None
         count = request.variants
