@@ -3,13 +3,17 @@
 ``inpaint-studio import``, ``inpaint-studio models`` and the Models dialog all call
 :func:`import_checkpoint`. A target is an engine id (the engine's own ``import_weights``) or a model
 part that engines build on and whose bundle lives under the same name in the store: ``mae`` (the
-official MAE checkpoints), ``asuka-prior`` (ASUKA's ``mae_300.pth``), ``mta`` (a BrushNet branch).
+official MAE checkpoints), ``asuka-prior`` (ASUKA's ``mae_300.pth``), ``mta`` (a BrushNet branch),
+``sd15`` (a Stable Diffusion 1.5 checkpoint, placed where the sd15 engine looks).
 An engine's own importer wins over a part importer of the same name.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,10 +41,34 @@ def _brushnet(source: Path, dest: Path) -> Path:
     return import_brushnet(source, dest)
 
 
+def _sd15(source: Path, dest: Path) -> Path:
+    """The sd15 engine reads a store folder whose ``config.json`` names the model (``base_model``), so a
+    checkpoint file is linked into the folder (a hard link: no second copy of 4 GB; a copy across
+    disks) and a diffusers folder is referred to where it is."""
+    from .models.diffusion.source import BASE_MODEL_KEY, BUNDLE_CONFIG, model_source
+
+    found = model_source(source)
+    dest.mkdir(parents=True, exist_ok=True)
+    if found.kind == "single_file":
+        target = dest / found.path.name
+        if not target.exists():
+            try:
+                os.link(found.path, target)
+            except OSError:
+                shutil.copy2(found.path, target)
+        base = found.path.name
+    else:
+        base = str(found.path)
+    config = {"engine": "sd15", BASE_MODEL_KEY: base, "format": 1}
+    (dest / BUNDLE_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return dest
+
+
 PARTS: dict[str, tuple[str, Callable[[Path, Path], Path]]] = {
     "mae": ("MAE", _mae),
     "asuka-prior": ("ASUKA MAE prior", _asuka_prior),
     "mta": ("BrushNet branch", _brushnet),
+    "sd15": ("Stable Diffusion 1.5", _sd15),
 }
 
 
