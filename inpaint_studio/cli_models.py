@@ -215,6 +215,10 @@ def cmd_download(
         bar.close()
         _err(str(err))
         return EXIT_FAILURE
+    except OSError as err:  # the store or download folder cannot be written
+        bar.close()
+        _err(f"{getattr(err, 'filename', None) or 'the model store'}: {err.strerror or err}")
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         bar.close()
         folder = store.entry_download_dir(entry.id)

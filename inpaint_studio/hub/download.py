@@ -292,7 +292,13 @@ def _transfer(
                     ) from None
                 if not block:
                     break
-                out.write(block)
+                try:
+                    out.write(block)
+                except OSError as err:  # a full or read-only disk
+                    raise DownloadError(
+                        f"cannot write {part}: {err.strerror or err}; {human_size(done)} kept: free space "
+                        "and download again to resume"
+                    ) from None
                 for h in hashes.values():
                     h.update(block)
                 done += len(block)

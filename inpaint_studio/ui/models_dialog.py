@@ -52,6 +52,7 @@ ENGINE_TITLES = {
     "sd15": "Stable Diffusion 1.5 inpainting",
     "mta": "MTA (BrushNet-style branch)",
     "asuka": "ASUKA",
+    "asuka-prior": "ASUKA MAE prior",
     "inpnet": "InP-Net",
 }
 PROGRESS_INTERVAL_S = 0.1

@@ -243,3 +243,38 @@ def test_hub_plain_git_file_is_checked_by_size(server, tmp_path):
     got = download_hub(HubSource("org/repo", "config.json"), tmp_path / "config.json", endpoint=server.base)
     assert (tmp_path / "config.json").read_bytes() == body
     assert got.checks == ("size",)  # the Git blob id is no sha256 of the file: not used as one
+
+
+def test_a_write_failure_is_one_line_and_keeps_what_arrived(server, tmp_path, monkeypatch):
+    import builtins
+
+    server.state.files["/w.bin"] = DATA
+    real_open = builtins.open
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f, self.n = f, 0
+
+        def write(self, b):
+            self.n += len(b)
+            if self.n > 50_000:
+                raise OSError(28, "No space left on device")
+            return self.f.write(b)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        return FullDisk(f) if str(path).endswith(".part") and "b" in mode and "r" not in mode else f
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    with pytest.raises(DownloadError, match="No space left on device") as info:
+        download_url(server.url("/w.bin"), tmp_path / "w.bin", sha256=SHA, chunk_size=8192)
+    assert "\n" not in str(info.value) and part_path(tmp_path / "w.bin").stat().st_size <= 50_000
