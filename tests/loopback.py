@@ -172,14 +172,14 @@ def _handler(state: Served):
                     return
                 step = 1024 if limit is None else min(1024, limit - sent)
                 chunk = data[pos : pos + step]
+                with state.lock:  # counted before the write, so a client that has read it sees the count
+                    state.sent[path] = state.sent.get(path, 0) + len(chunk)
                 try:
                     self.wfile.write(chunk)
                 except (BrokenPipeError, ConnectionResetError):
                     return
                 pos += len(chunk)
                 sent += len(chunk)
-                with state.lock:
-                    state.sent[path] = state.sent.get(path, 0) + len(chunk)
                 if state.delay_per_kib:
                     time.sleep(state.delay_per_kib)
 

@@ -118,7 +118,7 @@ def test_download_shows_progress_imports_and_stays_responsive(qtbot, dialog, ser
     timer.stop()
     assert blocker.args == ["toy-big", "done"]
     assert any(0 < v < 1000 for v in values) and values[-1] == 1000  # intermediate progress was shown
-    assert len(ticks) >= 10  # the event loop kept running during the download
+    assert len(ticks) >= 5  # the event loop kept running during the download (a blocked one gives 0-1)
     assert "installed toy-big as toy/toy-big" in dialog.status.text()
     assert _status_of(dialog, "toy-big") == "installed"
     assert "model.safetensors" in dialog.details.text()
