@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import paths
+from ..session.catalog import CatalogEntry, EngineCatalog
 from . import theme
-from .catalog import CatalogEntry, EngineCatalog
 from .param_form import ParamForm
 from .runner import run_in_thread
 from .settings import AppSettings

@@ -25,8 +25,8 @@ from ..core.document import Document
 from ..core.layers import Layer
 from ..engines.base import BadRequest, EngineError, Progress
 from ..engines.followup import Followup, without_followup
-from .catalog import EngineCatalog
-from .jobs import (
+from ..session.catalog import EngineCatalog
+from ..session.jobs import (
     FillJob,
     ResultFrame,
     StepFrame,

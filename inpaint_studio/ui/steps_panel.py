@@ -13,11 +13,11 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from ..engines.base import EngineError
+from ..session.display import OverlayPixels
+from ..session.jobs import FillJob, StepFrame, short_title
 from . import theme
 from .canvas import Canvas
-from .display import OverlayPixels
 from .fill import FillController
-from .jobs import FillJob, StepFrame, short_title
 
 VARY_LABEL = "Vary from this step"
 

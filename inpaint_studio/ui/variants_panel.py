@@ -25,11 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..engines.base import EngineError
+from ..session.display import OverlayPixels
+from ..session.jobs import FillJob, VariantFrame, short_title
 from . import theme
 from .canvas import Canvas
-from .display import OverlayPixels
 from .fill import FillController
-from .jobs import FillJob, VariantFrame, short_title
 
 THUMB = 96
 INDEX_ROLE = Qt.ItemDataRole.UserRole + 1

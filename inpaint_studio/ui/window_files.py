@@ -29,7 +29,7 @@ from ..core.autosave import RecoveryEntry
 from ..core.document import MASK
 from ..core.imageio import ImageError
 from ..core.project import ProjectError
-from . import files
+from ..session import files
 from .autosave import RecoveryDialog, snapshot
 from .file_ops import EditWatch, FileOp
 
