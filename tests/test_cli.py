@@ -123,7 +123,7 @@ def test_batch_continues_past_bad_files(tmp_path, capsys):
         ["fill", str(tmp_path / "imgs"), "--mask", str(tmp_path / "masks"), "-o", str(tmp_path / "out")]
     )
     err = capsys.readouterr().err
-    assert code == 1 and "1 of 3 file(s) failed" in err and "b.png" in err
+    assert code == 2 and "1 of 3 file(s) failed" in err and "b.png" in err  # bad input only: 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
 
 

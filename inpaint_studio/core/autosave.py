@@ -152,7 +152,6 @@ class AutosaveStore:
         doc.history.mark_dirty()  # recovered work is not saved anywhere yet
         return doc
 
-
     def _owned(self, document_id: str, info: dict) -> bool:
         """A live process still owns this autosave: flock where the OS has it, else the PID."""
         if fcntl is not None:
