@@ -614,7 +614,8 @@ def cmd_import(argv: Sequence[str]) -> int:
         written = cls.import_weights(source, dest)
     except EngineError as err:
         print(f"inpaint-studio: error: {err}", file=sys.stderr)
-        return EXIT_ENGINE
+        reason = err.__cause__ or err.__context__
+        return EXIT_USAGE if isinstance(reason, (ValueError, pickle.UnpicklingError)) else EXIT_ENGINE
     except (pickle.UnpicklingError, ValueError, KeyError, EOFError, RuntimeError, MemoryError) as err:
         # UnsafeCheckpointError and CheckpointFileError land here: the file is not a checkpoint we take
         if os.environ.get(DEBUG_ENV):
