@@ -43,14 +43,21 @@ def _mask(value: int = 255) -> np.ndarray:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def _png_with_header(width: int, height: int) -> bytes:
     """A PNG whose IHDR says width x height over a few bytes of data (a lying header)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\0" * 64)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _float_tiff_bomb(path: Path) -> None:
@@ -173,7 +180,11 @@ def build(d: Path) -> list[Case]:
     add(Case("float tiff with inf", fill(d / "float_inf.tif"), 0, ""))
 
     # --- command line and environment
-    add(Case("max pixels abc", fill(good), 2, "INPAINT_STUDIO_MAX_PIXELS", {"INPAINT_STUDIO_MAX_PIXELS": "abc"}))
+    add(
+        Case(
+            "max pixels abc", fill(good), 2, "INPAINT_STUDIO_MAX_PIXELS", {"INPAINT_STUDIO_MAX_PIXELS": "abc"}
+        )
+    )
     add(Case("max pixels 1e9", fill(good), 0, "", {"INPAINT_STUDIO_MAX_PIXELS": "1e9"}))
     add(Case("max pixels 50", fill(good), 2, "50-pixel limit", {"INPAINT_STUDIO_MAX_PIXELS": "50"}))
     add(Case("context nan", fill(good, "--set", "context=nan"), 2, "finite"))
@@ -184,7 +195,11 @@ def build(d: Path) -> list[Case]:
     add(Case("-o under a file", fill(good, out_path=str(d / "a_file" / "out.png")), 2, "a_file"))
     add(Case("-o unknown suffix", fill(good, out_path=str(d / "out.xyz")), 2, "cannot save"))
     add(Case("-o is the input", fill(good, out_path=str(good)), 2, "would replace input"))
-    add(Case("home under a file", fill(good), 2, "is a file", {"INPAINT_STUDIO_HOME": str(d / "a_file" / "h")}))
+    add(
+        Case(
+            "home under a file", fill(good), 2, "is a file", {"INPAINT_STUDIO_HOME": str(d / "a_file" / "h")}
+        )
+    )
     add(Case("cuda for classical", fill(good, "--device", "cuda"), 0, "runs on the CPU"))
     add(Case("unknown engine", fill(good, "--engine", "nope"), 2, "unknown engine"))
     add(Case("mat without weights", fill(good, "--engine", "mat"), 1, "not available"))
@@ -232,5 +247,9 @@ def build(d: Path) -> list[Case]:
     add(Case("truncated pickle", imp("mat", d / "cut.pkl"), 2, "cut.pkl"))
     for kind in range(8):
         (d / f"lie{kind}.safetensors").write_bytes(_lying_safetensors(kind))
-        add(Case(f"lying safetensors header {kind}", imp("mat", d / f"lie{kind}.safetensors"), 2, "safetensors"))
+        add(
+            Case(
+                f"lying safetensors header {kind}", imp("mat", d / f"lie{kind}.safetensors"), 2, "safetensors"
+            )
+        )
     return cases

@@ -149,7 +149,9 @@ def test_fifo_tar_import_does_not_hang_in_a_real_process(corpus, tmp_path):
 
 def test_corrupt_image_in_a_real_process(corpus, tmp_path):
     folder, _ = corpus
-    proc = _cli("fill", str(folder / "g4.tif"), "--mask", str(folder / "mask.png"), "-o", str(tmp_path / "o.png"))
+    proc = _cli(
+        "fill", str(folder / "g4.tif"), "--mask", str(folder / "mask.png"), "-o", str(tmp_path / "o.png")
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "o.png").exists()
 

@@ -129,8 +129,8 @@ def read_image(path: str | Path, limit: int | None = None) -> LoadedImage:
                 with Image.open(path) as im:
                     _check_declared_size(im, path, limit)
                     mode = im.mode
+                    rawmode = _rawmode(im)  # before anything that loads (PNG's getexif does)
                     orientation = _orientation(im)
-                    rawmode = _rawmode(im)
                     im.load()
                     native = _native_16bit(im, path, orientation, rawmode)
                     im = ImageOps.exif_transpose(im) or im
