@@ -44,3 +44,17 @@ def test_small_holes_are_filled_directly():
     mask[20:30, 20:30] = 255
     events = list(ClassicalEngine().run(Request(image=img, mask=mask)))
     assert [e.total for e in events if isinstance(e, Progress)][-1] == 1
+
+
+def test_the_edge_band_filled_in_tiles_matches_one_call():
+    import cv2
+
+    img = cv2.cvtColor(_gradient(1300, 1200), cv2.COLOR_RGB2BGR)
+    hole = np.zeros((1300, 1200), np.uint8)
+    hole[200:1100, 150:1050] = 255
+    core = cv2.erode(hole, np.ones((25, 25), np.uint8))
+    band = cv2.subtract(hole, core)
+    tiled = classical._inpaint_tiles(img, band, 5.0, cv2.INPAINT_TELEA)
+    whole = cv2.inpaint(img, band, 5.0, cv2.INPAINT_TELEA)
+    assert np.array_equal(tiled[band == 0], img[band == 0])
+    assert np.abs(tiled.astype(int) - whole.astype(int))[band > 0].mean() < 1.0

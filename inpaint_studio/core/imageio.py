@@ -17,6 +17,7 @@ import contextlib
 import os
 import stat
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -120,8 +121,8 @@ def read_image(path: str | Path, limit: int | None = None) -> LoadedImage:
     limit = max_pixels() if limit is None else limit
     check_readable(path)
     try:
-        with warnings.catch_warnings(), _decoder_messages() as messages:
-            warnings.simplefilter("error")  # a decoder warning means damaged data: refuse the file
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # Pillow's decoder warnings: damaged data, refuse
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             old_limit = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # we enforce our own, documented limit below
@@ -131,14 +132,17 @@ def read_image(path: str | Path, limit: int | None = None) -> LoadedImage:
                     mode = im.mode
                     rawmode = _rawmode(im)  # before anything that loads (PNG's getexif does)
                     orientation = _orientation(im)
-                    im.load()
+                    with _decoder_messages(im.format == "TIFF") as messages:
+                        im.load()
+                    if messages():
+                        raise ImageError(
+                            f"{path.name}: corrupt image (the decoder reported: {_short_text(messages())})"
+                        )
                     native = _native_16bit(im, path, orientation, rawmode)
                     im = ImageOps.exif_transpose(im) or im
                     loaded = _to_rgb_alpha(im, mode)
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
-        if messages():
-            raise ImageError(f"{path.name}: corrupt image (the decoder reported: {_short_text(messages())})")
         if native is not None and native.shape[:2] != loaded.rgb.shape[:2]:
             native = None
         return LoadedImage(loaded.rgb, loaded.alpha, loaded.source_mode, native, orientation)
@@ -235,20 +239,26 @@ def _rawmode(im: Image.Image) -> str:
     return first if isinstance(first, str) else ""
 
 
+_REDIRECT_LOCK = threading.Lock()  # fd 2 is process-wide: one redirection at a time
+
+
 @contextlib.contextmanager
-def _decoder_messages() -> Iterator:
-    """Catch what C decoders (libtiff) print on stderr while decoding; yields a getter for it.
+def _decoder_messages(enabled: bool = True) -> Iterator:
+    """Catch what libtiff prints on stderr while decoding; yields a getter for it.
 
     libtiff reports damaged data ("Bad code word", "Premature EOL") on stderr and returns the
     garbage anyway; what it printed turns the decode into an error.
     """
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield lambda: ""
-        return
     captured = ""
-    with tempfile.TemporaryFile() as sink:
+    if not enabled:
+        yield lambda: captured
+        return
+    with _REDIRECT_LOCK, tempfile.TemporaryFile() as sink:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield lambda: captured
+            return
         os.dup2(sink.fileno(), 2)
         try:
             yield lambda: captured
