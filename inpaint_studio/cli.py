@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .core.atomic import install_sigterm_cleanup
+from .core.atomic import sigterm_cleanup
 from .core.imageio import (
     LOSSY_FORMATS,
     OPEN_SUFFIXES,
@@ -210,8 +210,8 @@ def cmd_fill(argv: Sequence[str]) -> int:
                 f"{fmt} is lossy: pixels outside the mask change slightly (quality {args.quality}); "
                 "use .png to keep them exact",
             )
-    install_sigterm_cleanup()
-    return _run_jobs(engine, jobs, batch, opts, args.skip_existing)
+    with sigterm_cleanup():
+        return _run_jobs(engine, jobs, batch, opts, args.skip_existing)
 
 
 def _run_jobs(engine, jobs: list[FillJob], batch: bool, opts: FillOptions, skip_existing: bool) -> int:
@@ -325,7 +325,7 @@ def _plan_jobs(
     else:
         if mask.is_dir():
             raise UsageError("--mask is a folder but IMAGE is a single file")
-        save_format_or_usage(out)
+        _save_format_or_usage(out)
         jobs, batch = [FillJob(image, mask, out)], False
     inputs = frozenset(_real(p) for j in jobs for p in (j.image, j.mask) if p is not None)
     clobbered = sorted({p.name for j in jobs for p in _outputs(j, variants) if _real(p) in inputs})
@@ -336,7 +336,7 @@ def _plan_jobs(
     return jobs, batch, inputs
 
 
-def save_format_or_usage(out: Path) -> str:
+def _save_format_or_usage(out: Path) -> str:
     try:
         return save_format(out)
     except ImageError as err:
@@ -435,10 +435,10 @@ def _write_output(
     path = _outputs(job, opts.variants)[index] if opts.variants > 1 else job.out
     if _real(path) in opts.inputs:  # planned outputs were checked; this guards every other write
         raise BadInput(f"refusing to overwrite the input {path}")
-    pixels = place_fill(loaded, fill, mask)
-    pixels, dropped = fit_format(pixels, save_format(path))
+    kept = place_fill(loaded, fill, mask)
+    pixels, dropped = fit_format(kept, save_format(path))
     if dropped:
-        _note(opts, f"{job.image.name} is {describe(place_fill(loaded, fill, mask))}: {dropped}")
+        _note(opts, f"{job.image.name} is {describe(kept)}: {dropped}")
     return _save(path, pixels, opts.quality)
 
 
@@ -609,9 +609,9 @@ def cmd_import(argv: Sequence[str]) -> int:
     dest = args.out or store_dir(cls.info.id) / (args.name or source.stem)
     if dest.exists() and not dest.is_dir():
         raise UsageError(f"{dest} exists and is not a folder")
-    install_sigterm_cleanup()
     try:
-        written = cls.import_weights(source, dest)
+        with sigterm_cleanup():
+            written = cls.import_weights(source, dest)
     except EngineError as err:
         print(f"inpaint-studio: error: {err}", file=sys.stderr)
         reason = err.__cause__ or err.__context__

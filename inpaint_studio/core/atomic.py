@@ -6,7 +6,7 @@ keeps its mode, and a target that is a symlink is written through (the link stay
 
 Temp files are named ``.<target>.<random>.istmp`` and held under an ``flock`` while written, so
 the next save into the same folder can tell a temp file whose writer died (unlocked) from one
-being written right now (locked) and removes the dead ones. :func:`install_sigterm_cleanup`
+being written right now (locked) and removes the dead ones. :func:`sigterm_cleanup`
 also removes the temp files of this process when it is terminated.
 """
 
@@ -124,19 +124,26 @@ def remove_active_temps() -> None:
             os.unlink(name)
 
 
-def install_sigterm_cleanup() -> None:
-    """On SIGTERM, remove this process's temp files, then exit with 143 (128 + SIGTERM).
+@contextlib.contextmanager
+def sigterm_cleanup() -> Iterator[None]:
+    """While inside, SIGTERM removes this process's temp files, then exits with 143 (128 + 15).
 
-    Only from the main thread (Python delivers signals there); a no-op elsewhere.
+    The previous handler comes back on leaving. Only from the main thread (Python delivers
+    signals there); elsewhere it changes nothing.
     """
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
 
     def on_term(signum: int, frame: object) -> None:
         remove_active_temps()
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, on_term)
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -46,7 +46,8 @@ SAVE_FORMATS = {
 LOSSY_FORMATS = ("JPEG", "WEBP")
 OPEN_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
-_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
+_BYTES_PER_PIXEL.update({m: 2 for m in ("I;16", "I;16B", "I;16L", "I;16N")})
 # EXIF orientation -> the transpose that makes the picture upright (the table of the EXIF spec)
 _EXIF_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -176,10 +177,11 @@ def _check_declared_size(im: Image.Image, path: Path, limit: int) -> None:
             f"{path.name} is {w}x{h} ({w * h / 1e6:.1f} MP), above the {_limit_text(limit)} limit; "
             f"downscale it first or raise {MAX_PIXELS_ENV}"
         )
-    frames = max(1, int(getattr(im, "n_frames", 1) or 1)) if im.format == "TIFF" else 1
+    if im.format != "TIFF":  # the other formats' codecs cannot pass MAX_RATIO (see above)
+        return
     declared = w * h * _BYTES_PER_PIXEL.get(im.mode, 4)
     file_size = max(path.stat().st_size, 1)
-    if frames == 1 and declared > _RATIO_MIN_BYTES and declared / file_size > MAX_RATIO:
+    if declared > _RATIO_MIN_BYTES and declared / file_size > MAX_RATIO:
         raise ImageError(
             f"{path.name}: the header declares {w}x{h} ({declared >> 20} MB of pixels) in a "
             f"{max(file_size >> 10, 1)} KB file; a damaged header or a decompression bomb, refusing to decode it"

@@ -55,8 +55,6 @@ def fit_format(pixels: np.ndarray, fmt: str) -> tuple[np.ndarray, str | None]:
     if fmt == "JPEG" and has_alpha:
         out = flatten_alpha(out[..., :3], out[..., 3])
         dropped.append("the alpha channel (flattened over white)")
-    if out.ndim == 2 and out.dtype == np.uint8:
-        out = np.dstack([out] * 3)
     if not dropped:
         return out, None
     return out, f"{fmt} cannot hold {' and '.join(dropped)}; use .png or .tif to keep the file's pixels"
