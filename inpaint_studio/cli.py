@@ -59,7 +59,13 @@ def _fill_parser(engine_params: Sequence[Param] = ()) -> argparse.ArgumentParser
         epilog="Engine parameters can be given as --NAME VALUE (see `inpaint-studio engines`) or --set NAME=VALUE.",
     )
     p.add_argument("image", type=Path, help="image file, or a folder of images for batch work")
-    p.add_argument("--mask", type=Path, required=True, help="mask PNG (255 = fill), or a folder of masks")
+    p.add_argument(
+        "--mask",
+        type=Path,
+        required=True,
+        help="mask image, or a folder of masks: its alpha when it has transparency, else its brightest "
+        "channel; 255 = fill, values in between blend",
+    )
     p.add_argument(
         "-o", "--out", type=Path, required=True, help="output image, or output folder for batch work"
     )

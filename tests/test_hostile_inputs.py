@@ -84,6 +84,7 @@ def _problem(case, code, err: str, folder: Path) -> str:
 def test_hostile_corpus(corpus, capsys, monkeypatch):
     """Every case: no traceback, no hang, its exit code, one line per refusal. Prints the table."""
     folder, cases = corpus
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and not p.is_symlink()}
     start = time.perf_counter()
     problems, refused = {}, 0
     for case in cases.values():
@@ -94,15 +95,17 @@ def test_hostile_corpus(corpus, capsys, monkeypatch):
         elif case.code != 0:
             refused += 1
     elapsed = time.perf_counter() - start
+    lost = [p.name for p, data in before.items() if not p.is_file() or p.read_bytes() != data]
     hangs = sum("hang" in p for p in problems.values())
     tracebacks = sum(p.startswith(("traceback", "raised")) for p in problems.values())
     with capsys.disabled():
         print(
             f"\nhostile corpus: {len(cases)} inputs tried, {refused} refused cleanly, "
             f"{len(cases) - refused - len(problems)} accepted, {tracebacks} tracebacks, {hangs} hangs, "
-            f"{len(problems)} problems, {elapsed:.1f} s"
+            f"{len(lost)} files lost or changed, {len(problems)} problems, {elapsed:.1f} s"
         )
     assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
+    assert not lost, f"inputs changed or lost: {lost}"
     assert not Path("/tmp/inpaint_studio_pwned").exists()
     assert elapsed < 60
 
