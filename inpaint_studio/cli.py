@@ -39,6 +39,7 @@ from .core.keep import describe, fit_format, place_fill
 from .engines import registry
 from .engines.base import BadRequest, Cancelled, EngineError, Preview, Progress, Request, Result, Variant
 from .engines.params import Param
+from .engines.seeds import next_take_seed
 from .engines.weights import store_dir
 
 COMMANDS = ("fill", "engines", "import")
@@ -82,6 +83,12 @@ def _fill_parser(engine_params: Sequence[Param] = ()) -> argparse.ArgumentParser
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same fill)")
     p.add_argument("--prompt", default="", help="text prompt for engines that take one")
     p.add_argument(
+        "--negative-prompt",
+        default="",
+        metavar="TEXT",
+        help="what the fill should avoid (engines with prompts)",
+    )
+    p.add_argument(
         "--save-steps", type=Path, metavar="DIR", help="write each step preview as DIR/step_XX.png"
     )
     p.add_argument("--weights", type=Path, help="weights folder (default: newest in the model store)")
@@ -101,6 +108,8 @@ def _fill_parser(engine_params: Sequence[Param] = ()) -> argparse.ArgumentParser
         help="leave images whose output already exists (resume an interrupted batch)",
     )
     for param in engine_params:
+        if param.name == "device":  # the shared --device above sets it
+            continue
         p.add_argument(
             f"--{param.name.replace('_', '-')}",
             dest=f"param_{param.name}",
@@ -159,6 +168,7 @@ class FillOptions:
     variants: int
     seed: int
     prompt: str
+    negative_prompt: str
     params: dict[str, Any]
     save_steps: Path | None
     quiet: bool
@@ -188,7 +198,7 @@ def cmd_fill(argv: Sequence[str]) -> int:
         if not avail.ok:
             print(f"inpaint-studio: engine {cls.info.id} is not available: {avail.reason}", file=sys.stderr)
             return EXIT_ENGINE
-    if args.prompt and not cls.info.takes_prompt:
+    if (args.prompt or args.negative_prompt) and not cls.info.takes_prompt:
         print(f"inpaint-studio: note: {cls.info.title} ignores the prompt", file=sys.stderr)
     if args.device not in (None, "auto", "cpu") and not cls.info.needs_weights:
         print(f"inpaint-studio: note: {cls.info.title} runs on the CPU; --device is ignored", file=sys.stderr)
@@ -201,6 +211,7 @@ def cmd_fill(argv: Sequence[str]) -> int:
         args.variants,
         args.seed,
         args.prompt,
+        args.negative_prompt,
         params,
         args.save_steps,
         args.quiet or not sys.stderr.isatty(),
@@ -426,7 +437,8 @@ def _fill_one(engine, job: FillJob, opts: FillOptions, batch: bool = False) -> l
             image=image,
             mask=mask,
             prompt=opts.prompt,
-            seed=opts.seed + run,
+            negative_prompt=opts.negative_prompt,
+            seed=opts.seed if run == 0 else next_take_seed(opts.seed, run),
             variants=opts.variants if variants_native else 1,
             params=opts.params,
         )
@@ -484,12 +496,13 @@ def _iterate(
                 bar.refresh()
             elif isinstance(event, Preview) and opts.save_steps is not None:
                 suffix = "" if runs == 1 else f"_run{run}"
-                _save_step(opts, opts.save_steps / f"step_{event.step:02d}{suffix}.png", event.image)
+                picture = event.composited(request.image)
+                _save_step(opts, opts.save_steps / f"step_{event.step:02d}{suffix}.png", picture)
             elif isinstance(event, Variant) and request.variants > 1:
                 got_variant = True
-                sink(event.index, event.image)
+                sink(event.index, event.composited(request.image))
             elif isinstance(event, Result):
-                result = event.image
+                result = event.composited(request.image)
     except (EngineError, Cancelled, KeyboardInterrupt, BadInput, DiskFull, SystemExit):
         raise
     except ValueError as err:  # e.g. a device that is not there: the person asked for something impossible

@@ -10,13 +10,11 @@ matters. The work is then about the hole's perimeter, not its area.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import cv2
-import numpy as np
 
 from .base import CancelFn, EngineInfo, Event, Progress, Request, Result, check_cancel
-from .framed import FramedEngine
+from .framed import FramedEngine, ModelInput, Params
 from .framing import framing_params
 from .params import Param
 
@@ -46,9 +44,8 @@ class ClassicalEngine(FramedEngine):
         needs_weights=False,
     )
 
-    def fill(
-        self, image: np.ndarray, mask: np.ndarray, request: Request, params: dict[str, Any], cancel: CancelFn
-    ) -> Iterator[Event]:
+    def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
+        image, mask = work.image, work.mask
         check_cancel(cancel)
         hole = cv2.threshold(mask, 0, 255, cv2.THRESH_BINARY)[1]  # (framing hands a 0/255 mask already)
         levels = _levels(cv2.countNonZero(hole))

@@ -219,7 +219,12 @@ class VariantsPanel(QWidget):
             return False
         overlay = frame.display or self._overlays.get((job.id, index))
         if overlay is None:
-            overlay = OverlayPixels(job.document.shape, job.crop, frame.image, job.mask_crop)
+            overlay = OverlayPixels(
+                job.document.shape,
+                job.crop,
+                frame.image,
+                job.mask_crop if frame.alpha is None else frame.alpha,
+            )
             self._overlays[(job.id, index)] = overlay
         self.canvas.set_overlay(overlay, f"Variant {index + 1}", owner=self)
         if keep:

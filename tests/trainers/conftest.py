@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -42,3 +43,12 @@ def photo_dir(tmp_path: Path) -> Path:
 def make_photos():
     """The :func:`make_images` helper, for tests that need more folders."""
     return make_images
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from more threads; on a shared machine they only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

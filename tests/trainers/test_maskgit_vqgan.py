@@ -44,15 +44,6 @@ def _one_pattern(folder, copies=4, size=32):
     return folder
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from more threads; on a shared machine they only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_trains_with_gan_logs_codebook_usage_and_exports_a_tokenizer(photo_dir, tmp_path):
     result = _run(_config(photo_dir, tmp_path / "run"))
     assert result.step == 4
