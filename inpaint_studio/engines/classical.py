@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import cv2
+import numpy as np
 
 from .base import CancelFn, EngineInfo, Event, Progress, Request, Result, check_cancel
 from .framed import FramedEngine, ModelInput, Params
