@@ -228,7 +228,7 @@ def build(d: Path) -> list[Case]:
     (d / "mg_release" / "vqgan.ckpt").write_bytes(pickle.dumps(_System(), protocol=2))
     (d / "mg_release" / "transformer.pth").write_bytes(pickle.dumps(_System(), protocol=4))
     add(Case("import os.system release (maskgit)", imp("maskgit", d / "mg_release"), 2, "could run code"))
-    fifo_member = tarfile.TarInfo("pickle")
+    fifo_member = tarfile.TarInfo("storages")  # torch extracts and opens this member first
     fifo_member.type = tarfile.FIFOTYPE
     _tar_with(d / "fifo.pth", fifo_member)
     add(Case("legacy tar with a fifo member", imp("mat", d / "fifo.pth"), 2, "not a regular file"))
