@@ -152,7 +152,10 @@ def test_stale_temp_files_are_swept_and_live_ones_kept(tmp_path):
     live.write_bytes(b"being written")
     legacy = tmp_path / ".a.png.k3j4h5g6.tmp"
     legacy.write_bytes(b"old mkstemp orphan")
-    os.utime(legacy, (0, 0))
+    fresh = tmp_path / ".c.png.00aa11bb22cc.istmp"
+    fresh.write_bytes(b"created a moment ago, not locked yet")
+    for path in (stale, live, legacy):
+        os.utime(path, (0, 0))
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -168,7 +171,7 @@ def test_stale_temp_files_are_swept_and_live_ones_kept(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         save_image(tmp_path / "a.png", _photo())
-        assert not stale.exists() and not legacy.exists() and live.exists()
+        assert not stale.exists() and not legacy.exists() and live.exists() and fresh.exists()
     finally:
         holder.kill()
         holder.wait()

@@ -32,6 +32,7 @@ TEMP_SUFFIX = ".istmp"
 _TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.istmp$")
 _LEGACY_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # mkstemp names of earlier versions
 _STALE_AGE_S = 3600.0  # unlockable temp files (legacy names, no flock) older than this are orphans
+_GRACE_S = 10.0  # an unlocked temp file of ours younger than this may be one just being created
 
 _active: set[str] = set()
 _active_lock = threading.Lock()
@@ -42,7 +43,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """Yield a binary file; on success it replaces ``path`` atomically, on error nothing changes."""
     target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_temps(target.parent)
+    sweep_stale_temps(target.parent, target.name)
     try:
         keep_mode = os.stat(target).st_mode & 0o7777
     except FileNotFoundError:
@@ -72,8 +73,12 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     _fsync_dir(target.parent)
 
 
-def sweep_stale_temps(folder: str | Path) -> list[Path]:
-    """Remove temp files of our naming in ``folder`` whose writer is gone; return what was removed."""
+def sweep_stale_temps(folder: str | Path, target: str | None = None) -> list[Path]:
+    """Remove temp files of our naming in ``folder`` whose writer is gone; return what was removed.
+
+    Old-style names (``mkstemp``'s ``.<target>.XXXXXXXX.tmp``, no lock) are only removed for the
+    ``target`` being saved now and when older than an hour, so that nobody else's file goes.
+    """
     removed: list[Path] = []
     try:
         names = os.listdir(folder)
@@ -81,7 +86,8 @@ def sweep_stale_temps(folder: str | Path) -> list[Path]:
         return removed
     now = time.time()
     for name in names:
-        ours, legacy = bool(_TEMP_RE.match(name)), bool(_LEGACY_RE.match(name))
+        ours = bool(_TEMP_RE.match(name))
+        legacy = target is not None and name.startswith(f".{target}.") and bool(_LEGACY_RE.match(name))
         if not (ours or legacy):
             continue
         path = Path(folder) / name
@@ -89,10 +95,12 @@ def sweep_stale_temps(folder: str | Path) -> list[Path]:
             if str(path) in _active:
                 continue
         try:
+            age = now - path.lstat().st_mtime
             if ours and fcntl is not None:
-                if not _unlocked(path):
+                # a writer locks its file right after creating it: a few seconds' grace covers that gap
+                if age < _GRACE_S or not _unlocked(path):
                     continue
-            elif now - path.lstat().st_mtime < _STALE_AGE_S:
+            elif age < _STALE_AGE_S:
                 continue
             if not path.is_file() or path.is_symlink():
                 continue
