@@ -93,6 +93,11 @@ def test_rgba_alpha_is_kept_outside_the_mask(tmp_path, mask_file):
     keep = _mask_array() == 0
     assert out.shape == (H, W, 4) and np.array_equal(out[keep], rgba[keep])
     assert np.array_equal(out[..., 3], rgba[..., 3])  # the fill replaces colour, not transparency
+    grey = rgba[..., 0]
+    Image.fromarray(np.dstack([grey, rgba[..., 3]]), "LA").save(tmp_path / "la.png")
+    assert _fill(tmp_path / "la.png", mask_file, tmp_path / "out_la.png") == 0
+    out = np.asarray(Image.open(tmp_path / "out_la.png"))
+    assert np.array_equal(out[..., 3], rgba[..., 3]) and np.array_equal(out[keep][:, 0], grey[keep])
 
 
 def test_16bit_grey_and_colour_keep_their_depth_outside_the_mask(tmp_path, mask_file):
