@@ -51,13 +51,12 @@ class ClassicalEngine(FramedEngine):
         hole = cv2.threshold(mask, 0, 255, cv2.THRESH_BINARY)[1]  # (framing hands a 0/255 mask already)
         levels = _levels(cv2.countNonZero(hole))
         yield Progress(0, levels + 1, "filling")
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        out = bgr
-        fills = _pyramid_fill(bgr, hole, float(params["radius"]), _METHODS[params["method"]], cancel)
+        out = image  # both methods treat channels alike, so RGB needs no round trip through BGR
+        fills = _pyramid_fill(image, hole, float(params["radius"]), _METHODS[params["method"]], cancel)
         for done, level_fill in enumerate(fills, start=1):
             out = level_fill
             yield Progress(done, levels + 1, "filling" if done <= levels else "done")
-        yield Result(cv2.cvtColor(out, cv2.COLOR_BGR2RGB))
+        yield Result(out)
 
 
 def _levels(hole_pixels: int) -> int:
