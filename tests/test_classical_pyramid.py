@@ -31,7 +31,9 @@ def test_large_hole_goes_through_the_pyramid_quickly_and_fills_smoothly(monkeypa
     error = np.abs(result.astype(int) - img.astype(int))[mask > 0].mean()
     monkeypatch.setattr(classical, "DIRECT_LIMIT", 10**9)
     direct = next(
-        e.composited(img) for e in ClassicalEngine().run(Request(image=img, mask=mask)) if isinstance(e, Result)
+        e.composited(img)
+        for e in ClassicalEngine().run(Request(image=img, mask=mask))
+        if isinstance(e, Result)
     )
     direct_error = np.abs(direct.astype(int) - img.astype(int))[mask > 0].mean()
     assert error <= 1.1 * direct_error, (error, direct_error)  # as good as filling it all at full size
