@@ -243,6 +243,14 @@ def build(d: Path) -> list[Case]:
     (d / "empty_release").mkdir()
     add(Case("import an empty folder", imp("maskgit", d / "empty_release"), 2, "empty folder"))
     add(Case("import a fifo", imp("mat", d / "fifo.png"), 2, "not a regular file"))
+    add(
+        Case(
+            "import a damaged file into --out under a file",
+            ("import", "mat", str(d / "lie0.safetensors"), "--out", str(d / "a_file" / "w")),
+            2,
+            "",
+        )
+    )
     (d / "cut.pkl").write_bytes(pickle.dumps({"G_ema": {"w": list(range(100))}})[:30])
     add(Case("truncated pickle", imp("mat", d / "cut.pkl"), 2, "cut.pkl"))
     for kind in range(8):
