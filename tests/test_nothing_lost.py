@@ -107,9 +107,15 @@ def test_16bit_grey_and_colour_keep_their_depth_outside_the_mask(tmp_path, mask_
     colour = rng.integers(0, 65536, (H, W, 3), dtype=np.uint16)
     cv2.imwrite(str(tmp_path / "c16.png"), colour[..., ::-1])
     keep = _mask_array() == 0
-    for name, original in (("g16.png", grey), ("c16.png", colour)):
-        assert _fill(tmp_path / name, mask_file, tmp_path / f"out_{name}") == 0
-        out = cv2.imread(str(tmp_path / f"out_{name}"), cv2.IMREAD_UNCHANGED)
+    for name, original, suffix in (
+        ("g16.png", grey, ".png"),
+        ("c16.png", colour, ".png"),
+        ("g16.png", grey, ".tif"),
+        ("c16.png", colour, ".tif"),
+    ):
+        out_path = tmp_path / f"out_{name}{suffix}"
+        assert _fill(tmp_path / name, mask_file, out_path) == 0
+        out = cv2.imread(str(out_path), cv2.IMREAD_UNCHANGED)
         out = out if out.ndim == 2 else out[..., ::-1]
         assert out.dtype == np.uint16 and np.array_equal(out[keep], original[keep]), name
         assert not np.array_equal(out[~keep], original[~keep])
