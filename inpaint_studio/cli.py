@@ -457,6 +457,11 @@ def _write_output(
     pixels, dropped = fit_format(kept, save_format(path))
     if dropped:
         _note(opts, f"{job.image.name} is {describe(kept)}: {dropped}")
+    if loaded.source_mode in ("I", "F"):
+        depth = "float" if loaded.source_mode == "F" else "32-bit"
+        _note(
+            opts, f"{job.image.name} is {depth} grey: written as 8 bits (no output format here holds {depth})"
+        )
     return _save(path, pixels, opts.quality)
 
 

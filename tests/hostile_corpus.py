@@ -177,7 +177,7 @@ def build(d: Path) -> list[Case]:
     f = np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W)
     f[0, 0] = np.inf
     Image.fromarray(f).save(d / "float_inf.tif")
-    add(Case("float tiff with inf", fill(d / "float_inf.tif"), 0, ""))
+    add(Case("float tiff with inf", fill(d / "float_inf.tif"), 0, "written as 8 bits"))
 
     # --- command line and environment
     add(
