@@ -460,7 +460,8 @@ def _write_output(
     if loaded.source_mode in ("I", "F"):
         depth = "float" if loaded.source_mode == "F" else "32-bit"
         _note(
-            opts, f"{job.image.name} is {depth} grey: written as 8 bits (no output format here holds {depth})"
+            opts,
+            f"{job.image.name} is {depth} grey: written as 8 bits (outputs keep at most 16-bit integers)",
         )
     return _save(path, pixels, opts.quality)
 
