@@ -97,14 +97,14 @@ def import_checkpoint(target: str, source: str | Path, dest: str | Path) -> Path
         try:
             return Path(cls.import_weights(source, dest))
         except EngineError as err:
-            raise ImportFailed(str(err)) from None
+            raise ImportFailed(str(err)) from err
     if target in PARTS:
         title, fn = PARTS[target]
         try:
             return Path(fn(source, dest))
         except (ValueError, KeyError, OSError, RuntimeError, pickle.UnpicklingError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ImportFailed(f"cannot import {source.name} as {title} weights: {first}") from None
+            raise ImportFailed(f"cannot import {source.name} as {title} weights: {first}") from err
     if target in registry.ENGINES:
         raise NoImporter(f"the {target} engine has no importer for outside checkpoints")
     if target in {e.import_target for e in builtin()}:  # a catalogue target whose engine is not built yet
