@@ -33,7 +33,14 @@ from inpaint_studio.models.bundle import base_model_reference, save_bundle  # no
 from inpaint_studio.models.components import shared_cache  # noqa: E402
 from inpaint_studio.models.diffusion.brushnet import BrushBranch  # noqa: E402
 
-FAST = {"steps": 2, "guidance": 6.0, "resolution": 64, "scheduler": "ddim", "feather": 0, "color_match": False}
+FAST = {
+    "steps": 2,
+    "guidance": 6.0,
+    "resolution": 64,
+    "scheduler": "ddim",
+    "feather": 0,
+    "color_match": False,
+}
 CPU = Runtime("cpu", "fp32")
 TOL = dict(atol=1e-5, rtol=1e-5)  # the reference folder's tolerance
 
@@ -67,7 +74,12 @@ def tiny(tmp_path_factory):
     parts = sd_tiny.tiny_parts(4)  # a text-to-image UNet: 4 input channels
     base = sd_tiny.save_folder(parts, root / "base")
     branch = _redraw_injections(BrushBranch.from_unet(parts["unet"]))
-    return {"base": base, "branch": _save_branch(branch, root / "branch", base), "module": branch, "root": root}
+    return {
+        "base": base,
+        "branch": _save_branch(branch, root / "branch", base),
+        "module": branch,
+        "root": root,
+    }
 
 
 def _request(variants: int = 1, seed: int = 3, mask=None, prompt: str = "a red apple", **params) -> Request:
@@ -75,8 +87,15 @@ def _request(variants: int = 1, seed: int = 3, mask=None, prompt: str = "a red a
     if mask is None:
         mask = np.zeros((64, 64), np.uint8)
         mask[16:48, 16:48] = 255
-    return Request(image, mask, prompt=prompt, negative_prompt="blurry", seed=seed, variants=variants,
-                   params={**FAST, **params})
+    return Request(
+        image,
+        mask,
+        prompt=prompt,
+        negative_prompt="blurry",
+        seed=seed,
+        variants=variants,
+        params={**FAST, **params},
+    )
 
 
 def _events(engine, request, cancel=lambda: False):
@@ -110,7 +129,11 @@ def test_base_model_missing_moved_or_wrong_kind(tiny, tmp_path):
     with pytest.raises(WeightsMissing, match="names no base model.*base_model"):
         _events(create("mta", weights=alone), _request())
     # the person picks the base model: it runs
-    assert _final(_events(create("mta", weights=alone), _request(base_model=str(tiny["base"])))).shape == (64, 64, 3)
+    assert _final(_events(create("mta", weights=alone), _request(base_model=str(tiny["base"])))).shape == (
+        64,
+        64,
+        3,
+    )
 
     moved_base = shutil.copytree(tiny["base"], tmp_path / "base_copy")
     moved = _save_branch(tiny["module"], tmp_path / "moved", moved_base)
@@ -183,7 +206,9 @@ def test_previews_every_step_and_outside_pixels_byte_identical(tiny):
     mask = np.zeros((64, 64), np.uint8)
     mask[13:45, 19:51] = 255  # off the 8-pixel grid
     mask[12, 19:51] = 128  # a soft rim
-    request = _request(mask=mask, steps=3, feather=3, color_match=True, scheduler="dpmpp_2m_karras", variants=2)
+    request = _request(
+        mask=mask, steps=3, feather=3, color_match=True, scheduler="dpmpp_2m_karras", variants=2
+    )
     events = _events(create("mta", weights=tiny["branch"]), request)
     previews = [e for e in events if isinstance(e, Preview)]
     assert [p.step for p in previews] == [1, 2, 3] and all(p.steps == 3 for p in previews)
@@ -208,8 +233,13 @@ def test_an_mta_export_starts_as_its_brushnet(tiny, tmp_path):
 
     unet = UNet2DConditionModel.from_pretrained(tiny["base"], subfolder="unet", local_files_only=True)
     mta, _ = init_mta_branch(unet, tiny["module"])
-    export = save_bundle(tmp_path / "mta-export", "mta", mta.config.to_dict(), mta.state_dict(),
-                         {"kind": "mta", "base_model": base_model_reference(tiny["base"], "sd15")})
+    export = save_bundle(
+        tmp_path / "mta-export",
+        "mta",
+        mta.config.to_dict(),
+        mta.state_dict(),
+        {"kind": "mta", "base_model": base_model_reference(tiny["base"], "sd15")},
+    )
     ours = _final(_events(create("mta", weights=export), _request()))
     brushnet = _final(_events(create("mta", weights=tiny["branch"]), _request()))
     assert np.abs(ours.astype(int) - brushnet.astype(int)).max() <= 1
@@ -241,8 +271,17 @@ def test_one_unguided_step_is_the_official_brushnet_unet(ref):
     from inpaint_studio.models.diffusion.brush_sampling import brush_eps
 
     g = ref["golden"]
-    eps = brush_eps(ref["unet"], ref["branch"], g["noisy_latent"], g["timestep"], g["encoder_hidden_states"],
-                    g["masked_image_latent"], g["mask_keep"], conditioning_scale=1.0, guidance=1.0)
+    eps = brush_eps(
+        ref["unet"],
+        ref["branch"],
+        g["noisy_latent"],
+        g["timestep"],
+        g["encoder_hidden_states"],
+        g["masked_image_latent"],
+        g["mask_keep"],
+        conditioning_scale=1.0,
+        guidance=1.0,
+    )
     target = g["unet_out_brushnet"]
     assert torch.allclose(eps, target, **TOL), f"max error {(eps - target).abs().max().item():.3g}"
 
@@ -256,10 +295,17 @@ def test_one_guided_step_equals_the_forks_doubled_batch(ref):
     x, t, cond, keep = g["noisy_latent"], g["timestep"], g["masked_image_latent"], g["mask_keep"]
     uncond = torch.randn(g["encoder_hidden_states"].shape, generator=torch.Generator().manual_seed(4))
     embeds = torch.cat([uncond, g["encoder_hidden_states"]])
-    ours = brush_eps(ref["unet"], ref["branch"], x, t, embeds, cond, keep, conditioning_scale=0.7, guidance=5.0)
+    ours = brush_eps(
+        ref["unet"], ref["branch"], x, t, embeds, cond, keep, conditioning_scale=0.7, guidance=5.0
+    )
     with torch.no_grad():
-        doubled = ref["branch"](torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]),
-                                torch.cat([keep, keep]), conditioning_scale=0.7)
+        doubled = ref["branch"](
+            torch.cat([x, x]),
+            torch.cat([t, t]),
+            torch.cat([cond, cond]),
+            torch.cat([keep, keep]),
+            conditioning_scale=0.7,
+        )
         with inject_residuals(ref["unet"], doubled.residuals):
             eps = ref["unet"](torch.cat([x, x]), torch.cat([t, t]), encoder_hidden_states=embeds).sample
     eps_uncond, eps_text = eps.chunk(2)
@@ -294,8 +340,19 @@ def test_imported_brushnet_first_step_equals_a_handwritten_step(ref, tmp_path):
     pixels = torch.from_numpy(request.image).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
     hole = torch.from_numpy(request.mask > 0)[None, None].float()
     sampling = Sampling(steps=3, guidance=6.0, scheduler="ddim")
-    state = next(brush_steps(p, model.branch, pixels, hole, "a red apple", "blurry",
-                             [torch.Generator().manual_seed(9)], sampling, 0.8))
+    state = next(
+        brush_steps(
+            p,
+            model.branch,
+            pixels,
+            hole,
+            "a red apple",
+            "blurry",
+            [torch.Generator().manual_seed(9)],
+            sampling,
+            0.8,
+        )
+    )
 
     embeds = torch.cat([encode_text(p, ["blurry"]), encode_text(p, ["a red apple"])])
     scheduler = make_scheduler("ddim", p.scheduler_config)
@@ -323,15 +380,23 @@ def test_real_base_model_and_brushnet_on_cuda(tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     if not base or not brushnet:
-        pytest.skip("set INPAINT_STUDIO_SD15_BASE (SD-1.5 text-to-image) and INPAINT_STUDIO_BRUSHNET (checkpoint)")
+        pytest.skip(
+            "set INPAINT_STUDIO_SD15_BASE (SD-1.5 text-to-image) and INPAINT_STUDIO_BRUSHNET (checkpoint)"
+        )
     from inpaint_studio.engines.mta import MtaEngine
 
     branch = MtaEngine.import_weights(brushnet, tmp_path / "brushnet")
     image = sd_tiny.gradient_image(512)
     mask = np.zeros((512, 512), np.uint8)
     mask[160:352, 180:340] = 255
-    request = Request(image, mask, prompt="a ceramic mug with a blue glaze", seed=1, variants=2,
-                      params={"steps": 20, "device": "cuda", "precision": "fp16", "base_model": base})
+    request = Request(
+        image,
+        mask,
+        prompt="a ceramic mug with a blue glaze",
+        seed=1,
+        variants=2,
+        params={"steps": 20, "device": "cuda", "precision": "fp16", "base_model": base},
+    )
     events = _events(create("mta", weights=branch), request)
     final = next(e for e in events if isinstance(e, Result)).composited(image)
     assert np.array_equal(final[mask == 0], image[mask == 0])
