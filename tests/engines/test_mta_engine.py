@@ -180,6 +180,20 @@ def test_a_variant_reproduces_alone(tiny, scheduler):
     assert _hole_diff(variants[0].composited(_request().image), third, _request().mask) > 1
 
 
+def test_without_guidance_one_unet_call_per_step(tiny):
+    engine = create("mta", weights=tiny["branch"])
+    model = engine.load(CPU)
+    batches = []
+    handle = model.parts.unet.register_forward_hook(lambda m, args, out: batches.append(args[0].shape[0]))
+    try:
+        events = _events(engine, _request(variants=2, guidance=1.0))
+    finally:
+        handle.remove()
+    assert batches == [2, 2]  # two steps, the two variants' latents only: no unconditional half
+    a, b = (v.composited(_request().image) for v in events if isinstance(v, Variant))
+    assert _hole_diff(a, b, _request().mask) > 1
+
+
 def test_cancel_stops_within_one_step(tiny):
     engine = create("mta", weights=tiny["branch"])
     model = engine.load(CPU)
