@@ -43,13 +43,6 @@ def _config(photo_dir, out, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def _same_checkpoints(a, b) -> None:
-    a, b = (load_file(str(r.checkpoint / "weights.safetensors")) for r in (a, b))
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-6), key
-
-
 # ------------------------------------------------------------------------------ prior
 def _prior(config, **opts):
     return train(
@@ -57,7 +50,7 @@ def _prior(config, **opts):
     )
 
 
-def test_prior_trains_exports_resumes_and_fine_tunes_its_export(photo_dir, tmp_path):
+def test_prior_trains_exports_resumes_and_fine_tunes_its_export(photo_dir, tmp_path, straight_and_resumed):
     straight = _prior(_config(photo_dir, tmp_path / "a"))
     assert straight.step == 3 and all(
         np.isfinite(e["main/loss"]) for e in straight.losses if "main/loss" in e
@@ -72,10 +65,9 @@ def test_prior_trains_exports_resumes_and_fine_tunes_its_export(photo_dir, tmp_p
     for key, value in model.state_dict().items():
         assert torch.equal(value, saved[f"ema.prior.{key}"]), key
 
-    _prior(_config(photo_dir, tmp_path / "b", steps=2))
-    resumed = _prior(_config(photo_dir, tmp_path / "b", resume=str(tmp_path / "b")))
-    assert resumed.step == 3 and resumed.losses[0]["step"] == 3
-    _same_checkpoints(straight, resumed)
+    straight_and_resumed(
+        _prior, lambda out, **kw: _config(photo_dir, out, **{"steps": 4, **kw}), tmp_path / "r"
+    )
 
     # fine-tuning an export: the architecture comes from the weights, not from the (other) width options
     tuned = _prior(_config(photo_dir, tmp_path / "c", steps=1, init_from=str(straight.weights)), embed_dim=64)
@@ -88,7 +80,9 @@ def _align(config, sd_folder, prior_folder, **opts):
     return train(AsukaAlignTask(options, config), config, show_progress=False)
 
 
-def test_align_trains_only_the_module_exports_and_resumes(photo_dir, tmp_path, sd_folder, prior_folder):
+def test_align_trains_only_the_module_exports_and_resumes(
+    photo_dir, tmp_path, sd_folder, prior_folder, straight_and_resumed
+):
     straight = _align(_config(photo_dir, tmp_path / "a"), sd_folder, prior_folder)
     assert straight.step == 3 and np.isfinite(straight.validation["eps_mse"])
     assert straight.losses[0]["main/substituted"] == 1.0  # p = 100 % at step 0
@@ -100,10 +94,11 @@ def test_align_trains_only_the_module_exports_and_resumes(photo_dir, tmp_path, s
     for key, value in module.state_dict().items():
         assert torch.equal(value, saved[f"ema.align.{key}"]), key
 
-    _align(_config(photo_dir, tmp_path / "b", steps=2), sd_folder, prior_folder)
-    resumed = _align(_config(photo_dir, tmp_path / "b", resume=str(tmp_path / "b")), sd_folder, prior_folder)
-    assert resumed.step == 3 and resumed.losses[0]["step"] == 3
-    _same_checkpoints(straight, resumed)
+    straight_and_resumed(
+        lambda c: _align(c, sd_folder, prior_folder),
+        lambda out, **kw: _config(photo_dir, out, **{"steps": 4, **kw}),
+        tmp_path / "r",
+    )
 
 
 def test_align_substitutes_the_reconstructed_prior_on_schedule(photo_dir, tmp_path, sd_folder, prior_folder):
