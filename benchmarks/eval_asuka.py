@@ -188,7 +188,9 @@ def train_ae(out: Path, steps: int, batch: int, size: int, lr: float, seed: int)
 
 
 # ----------------------------------------------------------------------------- stage 2: our decoder
-def train_decoder(out: Path, steps: int, batch: int, size: int, lr: float, seed: int) -> Path:
+def train_decoder(
+    out: Path, steps: int, batch: int, size: int, lr: float, seed: int, adv: float = 0.1, tag: str = ""
+) -> Path:
     """Our decoder on the stand-in VAE, through the real ``asuka-decoder`` task and training loop.
 
     ``lr`` defaults above the paper's 8e-5 (50K steps at batch 40): this run is about 1/250 of that."""
@@ -196,11 +198,11 @@ def train_decoder(out: Path, steps: int, batch: int, size: int, lr: float, seed:
     from trainers.loop import train
     from trainers.tasks.asuka_decoder import AsukaDecoderOptions, AsukaDecoderTask
 
-    weights = out / "decoder_run" / "weights"
+    run = out / f"decoder_run{'_' + tag if tag else ''}"
+    weights = run / "weights"
     if (weights / "config.json").is_file():
         print(f"decoder: done ({weights})")
         return weights
-    run = out / "decoder_run"
     resume = str(run) if any(run.glob("checkpoints/*")) else None
     config = TrainConfig(
         data=tuple(str(DATA / s / "train") for s in SOURCES), out=str(run), name="asuka-decoder-eval",
@@ -208,7 +210,7 @@ def train_decoder(out: Path, steps: int, batch: int, size: int, lr: float, seed:
         log_every=50, val_every=max(steps // 4, 1), sample_every=max(steps // 4, 1),
         checkpoint_every=100, export_to_store=False, seed=seed, resume=resume, zoom=1.25, lr=lr,
     )  # fmt: skip
-    options = AsukaDecoderOptions(vae=str(out / "ae"), latent_aug=0.0)
+    options = AsukaDecoderOptions(vae=str(out / "ae"), latent_aug=0.0, adv_weight=adv)
     result = train(AsukaDecoderTask(options, config), config, show_progress=False)
     return Path(result.weights)
 
@@ -222,7 +224,10 @@ def evaluate(out: Path, size: int, count: int, ring: int, seed: int) -> dict:
     from trainers.asuka_recipe import ColorJitter
 
     vae = sd.load_vae(out / "ae").eval()
-    ours = load_part(out / "decoder_run" / "weights", engine=DECODER_ENGINE)
+    runs = sorted(p.parent for p in out.glob("decoder_run*/weights/config.json"))
+    ours = {
+        f"ours{r.name[len('decoder_run') :]}": load_part(r / "weights", engine=DECODER_ENGINE) for r in runs
+    }
     masks, jitter = AsukaMasks(), ColorJitter()
     photos = [center(p, size) for p in load_split("val", size, count)]
     rows: dict[str, dict[str, list[float]]] = {}
@@ -235,7 +240,7 @@ def evaluate(out: Path, size: int, count: int, ring: int, seed: int) -> dict:
         latents = {"clean": x, "jittered": jitter((x + 1) / 2, gen) * 2 - 1}
         for kind, source in latents.items():
             z = sd.to_decoder_input(vae, sd.encode(vae, source))
-            decoded = {"vanilla": vae.decoder(z), "ours": ours(z, x, m)}
+            decoded = {"vanilla": vae.decoder(z), **{n: d(z, x, m) for n, d in ours.items()}}
             for name, img in decoded.items():
                 rgb = ((img[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
                 pasted = np.where(hole[..., None], rgb, photo)
@@ -256,8 +261,9 @@ def print_table(report: dict) -> None:
     print(f"{report['images']} validation photos at {report['size']} px, ring {report['ring']} px")
     print("| latent | decoder | unmasked dE00 (before paste-back) | boundary step dE00 (after paste-back) |")
     print("|---|---|---|---|")
+    names = sorted({k.split("/")[1] for k in t if "/" in k}, key=lambda n: (n != "vanilla", n))
     for kind in ("clean", "jittered"):
-        for name in ("vanilla", "ours"):
+        for name in names:
             r = t[f"{kind}/{name}"]
             print(f"| {kind} | {name} | {r['unmasked']:.3f} | {r['step']:.3f} |")
     print(f"| - | the photo itself | 0 | {t['photo']['step']:.3f} |")
@@ -274,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decoder-steps", type=int, default=800)
     p.add_argument("--decoder-batch", type=int, default=8)
     p.add_argument("--decoder-lr", type=float, default=4e-4)
+    p.add_argument("--decoder-adv", type=float, default=0.1, help="adversarial weight (0: no critic)")
+    p.add_argument("--tag", default="", help="trains into decoder_run_TAG (eval scores every decoder_run*)")
     p.add_argument("--count", type=int, default=0, help="validation photos (0: all)")
     p.add_argument("--ring", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
@@ -287,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.stage in ("ae", "all"):
         train_ae(a.out, a.ae_steps, a.ae_batch, a.size, a.ae_lr, a.seed)
     if a.stage in ("decoder", "all"):
-        train_decoder(a.out, a.decoder_steps, a.decoder_batch, a.size, a.decoder_lr, a.seed)
+        train_decoder(
+            a.out, a.decoder_steps, a.decoder_batch, a.size, a.decoder_lr, a.seed, a.decoder_adv, a.tag
+        )
     if a.stage in ("eval", "all"):
         print_table(evaluate(a.out, a.size, a.count, a.ring, a.seed))
     return 0
