@@ -224,7 +224,7 @@ def evaluate(out: Path, size: int, count: int, ring: int, seed: int) -> dict:
     from trainers.asuka_recipe import ColorJitter
 
     vae = sd.load_vae(out / "ae").eval()
-    runs = sorted(p.parent for p in out.glob("decoder_run*/weights/config.json"))
+    runs = sorted(p.parent.parent for p in out.glob("decoder_run*/weights/config.json"))
     ours = {
         f"ours{r.name[len('decoder_run') :]}": load_part(r / "weights", engine=DECODER_ENGINE) for r in runs
     }
