@@ -7,6 +7,8 @@ both decoders decode the same latents of held-back validation photos with the sa
 
 * ``unmasked dE00``: mean CIEDE2000 of the decoded known region against the original photo, before
   paste-back (how far the decoder's colours drift where the photo is known);
+* ``hole dE00``: the same inside the hole (with the clean latent: how well the
+  decoder reproduces the hole from the latent alone; it explains the boundary step);
 * ``boundary step``: after paste-back, CIEDE2000 between the mean Lab colour of the fill's inner ring and
   the photo's outer ring (``--ring`` pixels each side of the hole's edge), per image; the original
   photo's own step across the same boundary is reported beside it as the floor.
@@ -244,10 +246,11 @@ def evaluate(out: Path, size: int, count: int, ring: int, seed: int) -> dict:
             for name, img in decoded.items():
                 rgb = ((img[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
                 pasted = np.where(hole[..., None], rgb, photo)
-                row = rows.setdefault(f"{kind}/{name}", {"unmasked": [], "step": []})
+                row = rows.setdefault(f"{kind}/{name}", {"unmasked": [], "step": [], "hole": []})
                 row["unmasked"].append(unmasked_delta(rgb, photo, hole))
+                row["hole"].append(unmasked_delta(rgb, photo, ~hole))
                 row["step"].append(boundary_step(pasted, hole, ring))
-        rows.setdefault("photo", {"unmasked": [], "step": []})["step"].append(
+        rows.setdefault("photo", {"unmasked": [], "step": [], "hole": []})["step"].append(
             boundary_step(photo, hole, ring)
         )
     table = {k: {m: float(np.nanmean(v)) if v else None for m, v in r.items()} for k, r in rows.items()}
@@ -259,14 +262,17 @@ def evaluate(out: Path, size: int, count: int, ring: int, seed: int) -> dict:
 def print_table(report: dict) -> None:
     t = report["table"]
     print(f"{report['images']} validation photos at {report['size']} px, ring {report['ring']} px")
-    print("| latent | decoder | unmasked dE00 (before paste-back) | boundary step dE00 (after paste-back) |")
-    print("|---|---|---|---|")
+    print(
+        "| latent | decoder | unmasked dE00 (before paste-back) | boundary step dE00 (after paste-back) "
+        "| hole dE00 vs the photo |"
+    )
+    print("|---|---|---|---|---|")
     names = sorted({k.split("/")[1] for k in t if "/" in k}, key=lambda n: (n != "vanilla", n))
     for kind in ("clean", "jittered"):
         for name in names:
             r = t[f"{kind}/{name}"]
-            print(f"| {kind} | {name} | {r['unmasked']:.3f} | {r['step']:.3f} |")
-    print(f"| - | the photo itself | 0 | {t['photo']['step']:.3f} |")
+            print(f"| {kind} | {name} | {r['unmasked']:.3f} | {r['step']:.3f} | {r['hole']:.3f} |")
+    print(f"| - | the photo itself | 0 | {t['photo']['step']:.3f} | 0 |")
 
 
 def main(argv: list[str] | None = None) -> int:
