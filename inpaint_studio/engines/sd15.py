@@ -14,6 +14,7 @@ decode every K steps) and cancel is honoured between steps; the fills are pasted
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,11 @@ class SD15Engine(Engine):
     # ------------------------------------------------------------------ weights
     @classmethod
     def availability(cls, weights: str | Path | None = None) -> Availability:
+        missing = [name for name in ("diffusers", "transformers") if importlib.util.find_spec(name) is None]
+        if missing:
+            return Availability(
+                False, f"{TITLE} needs {' and '.join(missing)}: pip install 'inpaint-studio[sd]'"
+            )
         try:
             source = find_model(weights)
         except WeightsMissing as err:
@@ -141,6 +147,9 @@ class SD15Engine(Engine):
 
     def load(self, runtime: Runtime) -> Any:
         """The model's parts from the shared component cache (loaded on first use)."""
+        avail = self.availability(self.weights)
+        if not avail.ok:
+            raise WeightsMissing(avail.reason)
         from ..models.diffusion.loading import ModelLoadError, load_sd15
 
         source = find_model(self.weights)
@@ -220,13 +229,13 @@ class SD15Engine(Engine):
             generators,
             sampling,
         )
-        latents = None
+        latents, total = None, sampling.steps
         while True:
             check_cancel(cancel)
             state = next(states, None)
             if state is None:
                 break
-            latents = state.latents
+            latents, total = state.latents, state.steps
             yield Progress(state.step, state.steps, f"step {state.step}/{state.steps}")
             if decode_every and (state.step % decode_every == 0 or state.step == state.steps):
                 check_cancel(cancel)
@@ -236,7 +245,7 @@ class SD15Engine(Engine):
                 shown = cv2.resize(small, plan.work_size, interpolation=cv2.INTER_LINEAR)
             yield Preview(paste(shown), state.step, state.steps)
         check_cancel(cancel)
-        yield Progress(sampling.steps, sampling.steps, "decoding")
+        yield Progress(total, total, "decoding")
         images = _to_uint8(decode_latents(parts, latents))
         meta = {
             "box": plan.box,
