@@ -122,7 +122,7 @@ class LatenessProbe:
 
 
 def make_window(w: int, h: int):
-    from inpaint_studio.ui.catalog import EngineCatalog
+    from inpaint_studio.session.catalog import EngineCatalog
     from inpaint_studio.ui.main_window import MainWindow
     from inpaint_studio.ui.settings import AppSettings
 

@@ -48,7 +48,7 @@ ENGINE_ID = "sd15"
 TITLE = "Stable Diffusion 1.5"
 HINT = (
     "point --weights (or the engine settings) at a Stable Diffusion 1.5 inpainting model: a diffusers "
-    "folder or one .safetensors / .ckpt file, or put one in the model store"
+    "folder or one .safetensors / .ckpt file, or get one into the model store with `inpaint-studio models`"
 )
 
 
@@ -216,8 +216,8 @@ class SD15Engine(Engine):
         feather, colour = int(params["feather"]), bool(params["color_match"])
         decode_every = int(params["decode_every"])
 
-        def paste(work_image: np.ndarray) -> np.ndarray:
-            return plan.paste(work_image, request.image, request.mask, feather, colour)
+        def place(work_image: np.ndarray) -> tuple[np.ndarray, Any]:
+            return plan.place(work_image, request.image, request.mask, feather, colour)
 
         states = inpaint_steps(
             parts,
@@ -243,7 +243,8 @@ class SD15Engine(Engine):
             else:
                 small = latents_to_rgb(state.denoised[:1])[0]
                 shown = cv2.resize(small, plan.work_size, interpolation=cv2.INTER_LINEAR)
-            yield Preview(paste(shown), state.step, state.steps)
+            fill, placement = place(shown)
+            yield Preview(fill, state.step, state.steps, placement=placement)
         check_cancel(cancel)
         yield Progress(total, total, "decoding")
         images = _to_uint8(decode_latents(parts, latents))
@@ -256,11 +257,11 @@ class SD15Engine(Engine):
             "precision": runtime.precision,
             "model": str(parts.source.path),
         }
-        fills = [paste(img) for img in images]
+        placed = [place(img) for img in images]
         if request.variants > 1:
-            for i, fill in enumerate(fills):
-                yield Variant(fill, i, seeds[i], {**meta, "seed": seeds[i]})
-        yield Result(fills[0], {**meta, "seed": seeds[0], "seeds": seeds})
+            for i, (fill, placement) in enumerate(placed):
+                yield Variant(fill, i, seeds[i], {**meta, "seed": seeds[i]}, placement=placement)
+        yield Result(placed[0][0], {**meta, "seed": seeds[0], "seeds": seeds}, placement=placed[0][1])
 
 
 def find_model(weights: str | Path | None) -> Any:

@@ -30,9 +30,9 @@ from PySide6.QtWidgets import QWidget
 
 from ..core.document import MASK, Document
 from ..core.geometry import Rect
+from ..session.damage import LayerDamage
+from ..session.display import OverlayPixels, mask_lut, render_layers, render_mask
 from .brush import BrushSettings
-from .damage import LayerDamage
-from .display import OverlayPixels, mask_lut, render_layers, render_mask
 from .tiles import TileCache, level_for_scale
 from .tools import Tool, ToolEvent
 

@@ -28,14 +28,14 @@ from PySide6.QtWidgets import (
 from ..core.autosave import AutosaveStore
 from ..core.document import MASK, Document
 from ..engines.base import EngineError
+from ..session.catalog import EngineCatalog
+from ..session.jobs import FillJob, short_title
 from . import theme
 from .autosave import Autosaver
 from .brush import BrushSettings
 from .canvas import Canvas
-from .catalog import EngineCatalog
 from .file_ops import FileOp, FileOps
 from .fill import FillController
-from .jobs import FillJob, short_title
 from .settings import AppSettings
 from .status import MessageBanner, StatusBar
 from .tools import (

@@ -18,7 +18,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage
 
 from ..core.geometry import Rect
-from .display import align, level_shape
+from ..session.display import align, level_shape
 
 TILE = 256
 MAX_LEVEL = 8

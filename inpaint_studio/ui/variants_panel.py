@@ -25,11 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..engines.base import EngineError
+from ..session.display import OverlayPixels
+from ..session.jobs import FillJob, VariantFrame, short_title
 from . import theme
 from .canvas import Canvas
-from .display import OverlayPixels
 from .fill import FillController
-from .jobs import FillJob, VariantFrame, short_title
 
 THUMB = 96
 INDEX_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -219,7 +219,12 @@ class VariantsPanel(QWidget):
             return False
         overlay = frame.display or self._overlays.get((job.id, index))
         if overlay is None:
-            overlay = OverlayPixels(job.document.shape, job.crop, frame.image, job.mask_crop)
+            overlay = OverlayPixels(
+                job.document.shape,
+                job.crop,
+                frame.image,
+                job.mask_crop if frame.alpha is None else frame.alpha,
+            )
             self._overlays[(job.id, index)] = overlay
         self.canvas.set_overlay(overlay, f"Variant {index + 1}", owner=self)
         if keep:

@@ -30,7 +30,7 @@ from ..core.document import MASK
 from ..core.imageio import ImageError
 from ..core.project import ProjectError
 from ..core.resources import resource
-from . import files
+from ..session import files
 from .autosave import RecoveryDialog, snapshot
 from .file_ops import EditWatch, FileOp
 

@@ -26,5 +26,5 @@ def test_trained_weights_fill_through_the_engine(tmp_path, make_photos):
     for source in (result.weights, None):  # --weights, then the model store
         events = list(InpNetEngine(weights=source, device="cpu").run(Request(image, mask)))
         assert isinstance(events[-1], Result)
-        out = events[-1].image
+        out = events[-1].composited(image)
         assert np.array_equal(out[mask == 0], image[mask == 0])

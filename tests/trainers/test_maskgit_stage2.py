@@ -126,10 +126,10 @@ def test_trains_validates_by_decoding_and_exports_one_bundle(stage1, tmp_path):
         MaskGitEngine(weights=result.weights, device="cpu").run(Request(image, mask, params={"steps": 4}))
     )
     assert sum(isinstance(e, Preview) for e in events) == 4
-    out = events[-1]
-    assert isinstance(out, Result)
-    assert np.array_equal(out.image[mask == 0], image[mask == 0])  # byte-identical outside the hole
-    assert not np.array_equal(out.image[mask > 0], image[mask > 0])
+    assert isinstance(events[-1], Result)
+    out = events[-1].composited(image)
+    assert np.array_equal(out[mask == 0], image[mask == 0])  # byte-identical outside the hole
+    assert not np.array_equal(out[mask > 0], image[mask > 0])
 
 
 def test_store_export_and_fill_cli_with_step_pngs(stage1, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from inpaint_studio.engines.base import Request, Variant
+from inpaint_studio.engines.base import Request, Variant, at_full_size
 from inpaint_studio.engines.mat import MatEngine
 from inpaint_studio.models.bundle import load_bundle, save_bundle
 from inpaint_studio.models.mat import MatConfig, MatGenerator
@@ -81,7 +81,7 @@ def test_trains_both_heads_with_lazy_r1_and_exports_what_the_engine_fills_with(p
     image, mask = _photo()
 
     def fills() -> list[np.ndarray]:
-        events = engine.run(Request(image, mask, seed=7, variants=2))
+        events = (at_full_size(e, image) for e in engine.run(Request(image, mask, seed=7, variants=2)))
         return [e.image for e in events if isinstance(e, Variant)]
 
     one, two = fills()

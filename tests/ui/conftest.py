@@ -40,7 +40,7 @@ def no_leaks(qapp):
 def window(qtbot):
     """The main window on a 160x120 picture, with test engines added, shown offscreen."""
     from inpaint_studio.core.document import Document
-    from inpaint_studio.ui.catalog import EngineCatalog
+    from inpaint_studio.session.catalog import EngineCatalog
     from inpaint_studio.ui.main_window import MainWindow
 
     catalog = EngineCatalog()

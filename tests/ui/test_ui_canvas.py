@@ -13,7 +13,7 @@ from inpaint_studio.core import masks as mask_ops
 from inpaint_studio.core.document import Document
 from inpaint_studio.core.geometry import Rect
 from inpaint_studio.core.layers import Layer
-from inpaint_studio.ui.display import premultiply, render_layers, to_bgra
+from inpaint_studio.session.display import premultiply, render_layers, to_bgra
 from inpaint_studio.ui.tiles import TileCache, level_for_scale
 
 

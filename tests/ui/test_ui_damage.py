@@ -7,7 +7,7 @@ import numpy as np
 from inpaint_studio.core.document import Document
 from inpaint_studio.core.geometry import Rect
 from inpaint_studio.core.layers import Layer
-from inpaint_studio.ui.damage import LayerDamage, content_box
+from inpaint_studio.session.damage import LayerDamage, content_box
 
 
 def _doc():

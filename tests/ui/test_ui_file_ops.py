@@ -14,7 +14,7 @@ from ui_helpers import photo, wait_files
 
 from inpaint_studio.core.imageio import save_image
 from inpaint_studio.core.project import load_project
-from inpaint_studio.ui import files
+from inpaint_studio.session import files
 
 
 @pytest.fixture

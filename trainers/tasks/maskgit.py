@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaint_studio.engines.base import Request, Result
+from inpaint_studio.engines.base import Request, Result, at_full_size
 from inpaint_studio.engines.maskgit import MaskGitEngine
 from inpaint_studio.models.bundle import CONFIG_NAME
 from inpaint_studio.models.maskgit import (
@@ -244,7 +244,9 @@ class MaskGitTask(Task):
             if not hole.any():
                 continue
             request = Request(image, hole.astype(np.uint8) * 255, seed=self.config.seed + i, params=params)
-            result = [e for e in engine.run(request) if isinstance(e, Result)][-1]
+            result = [at_full_size(e, request.image) for e in engine.run(request) if isinstance(e, Result)][
+                -1
+            ]
             out[i] = torch.from_numpy(result.image).permute(2, 0, 1).to(out) / 127.5 - 1.0
         return out
 
