@@ -53,8 +53,15 @@ def tiny_parts(in_channels: int = 9) -> dict[str, Any]:
             vocab_size=49408,
         )
     )
-    tokenizer = CLIPTokenizer.from_pretrained(str(skeleton_dir()), subfolder="tokenizer", local_files_only=True)
-    return {"unet": unet.eval(), "vae": vae.eval(), "text_encoder": text_encoder.eval(), "tokenizer": tokenizer}
+    tokenizer = CLIPTokenizer.from_pretrained(
+        str(skeleton_dir()), subfolder="tokenizer", local_files_only=True
+    )
+    return {
+        "unet": unet.eval(),
+        "vae": vae.eval(),
+        "text_encoder": text_encoder.eval(),
+        "tokenizer": tokenizer,
+    }
 
 
 def save_folder(parts: dict[str, Any], folder: Path) -> Path:
@@ -140,7 +147,13 @@ def unet_to_ldm(unet: Any) -> dict[str, torch.Tensor]:
 def vae_to_ldm(vae: Any) -> dict[str, torch.Tensor]:
     levels = len(vae.config.block_out_channels)
     resnet_inner = {"conv_shortcut.": "nin_shortcut."}
-    attn_inner = {"group_norm.": "norm.", "to_q.": "q.", "to_k.": "k.", "to_v.": "v.", "to_out.0.": "proj_out."}
+    attn_inner = {
+        "group_norm.": "norm.",
+        "to_q.": "q.",
+        "to_k.": "k.",
+        "to_v.": "v.",
+        "to_out.0.": "proj_out.",
+    }
     prefixes: dict[str, str] = {}
     for part in ("encoder", "decoder"):
         prefixes[f"{part}.mid_block.resnets.0."] = f"{part}.mid.block_1."
@@ -160,7 +173,9 @@ def vae_to_ldm(vae: Any) -> dict[str, torch.Tensor]:
             if value.ndim == 2:  # LDM's attention projections are 1x1 convolutions
                 value = value[:, :, None, None]
         else:
-            ldm = _rename(key, prefixes, resnet_inner) or key  # conv_in, conv_out, quant convs keep their names
+            ldm = (
+                _rename(key, prefixes, resnet_inner) or key
+            )  # conv_in, conv_out, quant convs keep their names
         out["first_stage_model." + ldm] = value.clone()
     return out
 

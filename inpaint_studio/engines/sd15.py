@@ -14,6 +14,7 @@ decode every K steps) and cancel is honoured between steps; the fills are pasted
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ ENGINE_ID = "sd15"
 TITLE = "Stable Diffusion 1.5"
 HINT = (
     "point --weights (or the engine settings) at a Stable Diffusion 1.5 inpainting model: a diffusers "
-    "folder or one .safetensors / .ckpt file, or put one in the model store"
+    "folder or one .safetensors / .ckpt file, or get one into the model store with `inpaint-studio models`"
 )
 
 
@@ -133,6 +134,11 @@ class SD15Engine(Engine):
     # ------------------------------------------------------------------ weights
     @classmethod
     def availability(cls, weights: str | Path | None = None) -> Availability:
+        missing = [name for name in ("diffusers", "transformers") if importlib.util.find_spec(name) is None]
+        if missing:
+            return Availability(
+                False, f"{TITLE} needs {' and '.join(missing)}: pip install 'inpaint-studio[sd]'"
+            )
         try:
             source = find_model(weights)
         except WeightsMissing as err:
@@ -141,6 +147,9 @@ class SD15Engine(Engine):
 
     def load(self, runtime: Runtime) -> Any:
         """The model's parts from the shared component cache (loaded on first use)."""
+        avail = self.availability(self.weights)
+        if not avail.ok:
+            raise WeightsMissing(avail.reason)
         from ..models.diffusion.loading import ModelLoadError, load_sd15
 
         source = find_model(self.weights)
@@ -207,8 +216,8 @@ class SD15Engine(Engine):
         feather, colour = int(params["feather"]), bool(params["color_match"])
         decode_every = int(params["decode_every"])
 
-        def paste(work_image: np.ndarray) -> np.ndarray:
-            return plan.paste(work_image, request.image, request.mask, feather, colour)
+        def place(work_image: np.ndarray) -> tuple[np.ndarray, Any]:
+            return plan.place(work_image, request.image, request.mask, feather, colour)
 
         states = inpaint_steps(
             parts,
@@ -220,13 +229,13 @@ class SD15Engine(Engine):
             generators,
             sampling,
         )
-        latents = None
+        latents, total = None, sampling.steps
         while True:
             check_cancel(cancel)
             state = next(states, None)
             if state is None:
                 break
-            latents = state.latents
+            latents, total = state.latents, state.steps
             yield Progress(state.step, state.steps, f"step {state.step}/{state.steps}")
             if decode_every and (state.step % decode_every == 0 or state.step == state.steps):
                 check_cancel(cancel)
@@ -234,9 +243,10 @@ class SD15Engine(Engine):
             else:
                 small = latents_to_rgb(state.denoised[:1])[0]
                 shown = cv2.resize(small, plan.work_size, interpolation=cv2.INTER_LINEAR)
-            yield Preview(paste(shown), state.step, state.steps)
+            fill, placement = place(shown)
+            yield Preview(fill, state.step, state.steps, placement=placement)
         check_cancel(cancel)
-        yield Progress(sampling.steps, sampling.steps, "decoding")
+        yield Progress(total, total, "decoding")
         images = _to_uint8(decode_latents(parts, latents))
         meta = {
             "box": plan.box,
@@ -247,11 +257,11 @@ class SD15Engine(Engine):
             "precision": runtime.precision,
             "model": str(parts.source.path),
         }
-        fills = [paste(img) for img in images]
+        placed = [place(img) for img in images]
         if request.variants > 1:
-            for i, fill in enumerate(fills):
-                yield Variant(fill, i, seeds[i], {**meta, "seed": seeds[i]})
-        yield Result(fills[0], {**meta, "seed": seeds[0], "seeds": seeds})
+            for i, (fill, placement) in enumerate(placed):
+                yield Variant(fill, i, seeds[i], {**meta, "seed": seeds[i]}, placement=placement)
+        yield Result(placed[0][0], {**meta, "seed": seeds[0], "seeds": seeds}, placement=placed[0][1])
 
 
 def find_model(weights: str | Path | None) -> Any:

@@ -17,7 +17,14 @@ from inpaint_studio.engines.base import Cancelled, Preview, Progress, Request, R
 from inpaint_studio.engines.registry import create, describe  # noqa: E402
 from inpaint_studio.models.components import shared_cache  # noqa: E402
 
-FAST = {"steps": 2, "guidance": 6.0, "resolution": 64, "scheduler": "ddim", "feather": 0, "color_match": False}
+FAST = {
+    "steps": 2,
+    "guidance": 6.0,
+    "resolution": 64,
+    "scheduler": "ddim",
+    "feather": 0,
+    "color_match": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +43,31 @@ def _request(variants: int = 1, seed: int = 3, mask: np.ndarray | None = None, *
     if mask is None:
         mask = np.zeros((64, 64), np.uint8)
         mask[16:48, 16:48] = 255  # on the 8-pixel grid: max-pool and the pipeline's resize agree
-    return Request(image, mask, prompt="a red apple", negative_prompt="blurry", seed=seed, variants=variants,
-                   params={**FAST, **params})
+    return Request(
+        image,
+        mask,
+        prompt="a red apple",
+        negative_prompt="blurry",
+        seed=seed,
+        variants=variants,
+        params={**FAST, **params},
+    )
 
 
 def _events(engine, request, cancel=lambda: False):
     return list(engine.run(request, cancel))
 
 
+IMAGE = sd_tiny.gradient_image(64)
+
+
+def _full(event) -> np.ndarray:
+    """The event's picture at full size (fills come placed at the mask's box)."""
+    return event.composited(IMAGE)
+
+
 def _final(events) -> np.ndarray:
-    return next(e for e in events if isinstance(e, Result)).image
+    return _full(next(e for e in events if isinstance(e, Result)))
 
 
 def test_is_registered_and_needs_a_model():
@@ -69,24 +91,38 @@ def test_matches_diffusers_inpaint_pipeline(model_dir, scheduler):
     engine = create("sd15", weights=model_dir)
     request = _request(variants=2, scheduler=scheduler)
     events = _events(engine, request)
-    ours = [e.image for e in events if isinstance(e, Variant)]
+    ours = [_full(e) for e in events if isinstance(e, Variant)]
 
     parts = engine.load(engine_runtime())
     pixels = torch.from_numpy(request.image).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
     hole = torch.from_numpy(request.mask > 0)[None, None]
     masked_latents = encode_image(parts, pixels * ~hole)
     pipe = StableDiffusionInpaintPipeline(
-        vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer, unet=parts.unet,
-        scheduler=make_scheduler(scheduler, parts.scheduler_config), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
+        vae=parts.vae,
+        text_encoder=parts.text_encoder,
+        tokenizer=parts.tokenizer,
+        unet=parts.unet,
+        scheduler=make_scheduler(scheduler, parts.scheduler_config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     seeds = [e.seed for e in events if isinstance(e, Variant)]
     theirs = pipe(
-        prompt=request.prompt, negative_prompt=request.negative_prompt, image=Image.fromarray(request.image),
-        mask_image=Image.fromarray(request.mask), masked_image_latents=masked_latents, height=64, width=64,
-        num_inference_steps=2, guidance_scale=6.0, strength=1.0, num_images_per_prompt=len(seeds),
-        generator=[torch.Generator("cpu").manual_seed(s) for s in seeds], output_type="np",
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        image=Image.fromarray(request.image),
+        mask_image=Image.fromarray(request.mask),
+        masked_image_latents=masked_latents,
+        height=64,
+        width=64,
+        num_inference_steps=2,
+        guidance_scale=6.0,
+        strength=1.0,
+        num_images_per_prompt=len(seeds),
+        generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
+        output_type="np",
     ).images
     hole_np = request.mask > 0
     for mine, ref in zip(ours, theirs, strict=True):
@@ -122,7 +158,7 @@ def test_previews_every_step_and_exact_paste_back(model_dir):
     previews = [e for e in events if isinstance(e, Preview)]
     assert [p.step for p in previews] == [1, 2, 3] and all(p.steps == 3 for p in previews)
     outside = mask == 0
-    for image in [p.image for p in previews] + [_final(events)]:
+    for image in [_full(p) for p in previews] + [_final(events)]:
         assert image.shape == request.image.shape
         assert np.array_equal(image[outside], request.image[outside])
     assert not np.array_equal(_final(events)[mask == 255], request.image[mask == 255])
@@ -132,22 +168,28 @@ def test_previews_every_step_and_exact_paste_back(model_dir):
 def test_full_decode_previews_every_k_steps(model_dir):
     events = _events(create("sd15", weights=model_dir), _request(steps=2, decode_every=1))
     previews = [e for e in events if isinstance(e, Preview)]
-    fast = [e for e in _events(create("sd15", weights=model_dir), _request(steps=2)) if isinstance(e, Preview)]
+    fast = [
+        e for e in _events(create("sd15", weights=model_dir), _request(steps=2)) if isinstance(e, Preview)
+    ]
     hole = _request().mask > 0
     # the last step's decoded estimate is the fill itself (DDIM's x0 at the last step = its output);
     # the colour projection is a rough approximation of it
-    err_decoded = np.abs(previews[-1].image.astype(int) - _final(events).astype(int))[hole].mean()
-    err_fast = np.abs(fast[-1].image.astype(int) - _final(events).astype(int))[hole].mean()
+    err_decoded = np.abs(_full(previews[-1]).astype(int) - _final(events).astype(int))[hole].mean()
+    err_fast = np.abs(_full(fast[-1]).astype(int) - _final(events).astype(int))[hole].mean()
     assert len(previews) == 2 and err_decoded < err_fast
 
 
 @pytest.mark.parametrize("scheduler", ["euler_a", "unipc"])
 def test_a_variant_reproduces_alone(model_dir, scheduler):
     engine = create("sd15", weights=model_dir)
-    variants = [e for e in _events(engine, _request(variants=3, seed=5, scheduler=scheduler)) if isinstance(e, Variant)]
+    variants = [
+        e
+        for e in _events(engine, _request(variants=3, seed=5, scheduler=scheduler))
+        if isinstance(e, Variant)
+    ]
     assert len({v.seed for v in variants}) == 3 and variants[0].seed == 5
     alone = _final(_events(engine, _request(variants=1, seed=variants[2].seed, scheduler=scheduler)))
-    assert np.abs(alone.astype(int) - variants[2].image.astype(int)).max() <= 1
+    assert np.abs(alone.astype(int) - _full(variants[2]).astype(int)).max() <= 1
 
 
 def test_cancel_stops_within_one_step(model_dir):
@@ -178,10 +220,57 @@ def test_real_sd15_inpainting_model_on_cuda():
     image = sd_tiny.gradient_image(512)
     mask = np.zeros((512, 512), np.uint8)
     mask[160:352, 180:340] = 255
-    request = Request(image, mask, prompt="a ceramic mug", seed=1, variants=2,
-                      params={"steps": 20, "device": "cuda", "precision": "fp16"})
+    request = Request(
+        image,
+        mask,
+        prompt="a ceramic mug",
+        seed=1,
+        variants=2,
+        params={"steps": 20, "device": "cuda", "precision": "fp16"},
+    )
     events = _events(create("sd15", weights=path), request)
-    final = _final(events)
+    final = next(e for e in events if isinstance(e, Result)).composited(image)
     assert np.array_equal(final[mask == 0], image[mask == 0])
     assert final[mask > 0].std() > 5  # a real model paints something, not a flat colour
     assert sum(isinstance(e, Preview) for e in events) == 20
+
+
+def test_without_diffusers_the_engine_says_what_to_install(monkeypatch, model_dir):
+    import inpaint_studio.engines.sd15 as sd15
+
+    real = sd15.importlib.util.find_spec
+    monkeypatch.setattr(
+        sd15.importlib.util, "find_spec", lambda name: None if name == "diffusers" else real(name)
+    )
+    avail = sd15.SD15Engine.availability(model_dir)
+    assert not avail.ok and "pip install 'inpaint-studio[sd]'" in avail.reason
+
+
+def test_cli_fill_with_a_local_model_and_a_bad_path(model_dir, tmp_path, capsys):
+    from inpaint_studio.cli import main
+    from inpaint_studio.core.imageio import load_image, save_image
+
+    request = _request()
+    save_image(tmp_path / "in.png", request.image)
+    save_image(tmp_path / "mask.png", np.repeat(request.mask[..., None], 3, axis=2))
+    args = [
+        "fill",
+        str(tmp_path / "in.png"),
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "--engine",
+        "sd15",
+        "--prompt",
+        "a red apple",
+        "--set",
+        "steps=2",
+        "--set",
+        "resolution=64",
+    ]
+    assert main([*args, "-o", str(tmp_path / "out.png"), "--weights", str(model_dir)]) == 0
+    out = load_image(tmp_path / "out.png")
+    assert np.array_equal(out[request.mask == 0], request.image[request.mask == 0])
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "x.png"), "--weights", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0]

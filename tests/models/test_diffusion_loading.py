@@ -80,8 +80,12 @@ def test_ckpt_with_other_objects_goes_through_the_restricted_unpickler(tmp_path)
     import collections
 
     file = tmp_path / "model.ckpt"
-    torch.save({"state_dict": {"cond_stage_model.transformer.x": torch.ones(2)}, "cb": collections.Counter()}, file)
-    assert torch.equal(read_checkpoint(file, ("cond_stage_model.",))["cond_stage_model.transformer.x"], torch.ones(2))
+    torch.save(
+        {"state_dict": {"cond_stage_model.transformer.x": torch.ones(2)}, "cb": collections.Counter()}, file
+    )
+    assert torch.equal(
+        read_checkpoint(file, ("cond_stage_model.",))["cond_stage_model.transformer.x"], torch.ones(2)
+    )
 
 
 def test_shipped_skeleton_builds_sd15_sized_parts():
@@ -122,6 +126,8 @@ def test_bad_sources_say_what_to_point_at(tmp_path):
         model_source(tmp_path)
     bundle = tmp_path / "store"
     bundle.mkdir()
-    (bundle / "config.json").write_text(json.dumps({"engine": "sd15", "base_model": str(tmp_path / "m.safetensors")}))
+    (bundle / "config.json").write_text(
+        json.dumps({"engine": "sd15", "base_model": str(tmp_path / "m.safetensors")})
+    )
     (tmp_path / "m.safetensors").write_bytes(b"")
     assert model_source(bundle).path == (tmp_path / "m.safetensors").resolve()
