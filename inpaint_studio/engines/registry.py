@@ -15,6 +15,7 @@ ENGINES: dict[str, str] = {
     "maskgit": "inpaint_studio.engines.maskgit:MaskGitEngine",
     "mat": "inpaint_studio.engines.mat:MatEngine",
     "sd15": "inpaint_studio.engines.sd15:SD15Engine",
+    "asuka": "inpaint_studio.engines.asuka:AsukaEngine",
 }
 
 DEFAULT_ENGINE = "classical"

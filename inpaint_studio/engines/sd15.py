@@ -38,6 +38,9 @@ from .base import (
     WeightsMissing,
     check_cancel,
 )
+from .diffusion_run import is_out_of_memory as _is_out_of_memory
+from .diffusion_run import out_of_memory_hint
+from .diffusion_run import to_uint8 as _to_uint8
 from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
 from .params import Param
 from .runtime import Runtime, resolve_runtime, runtime_params
@@ -178,11 +181,7 @@ class SD15Engine(Engine):
         except (MemoryError, RuntimeError) as err:
             if isinstance(err, EngineError) or not _is_out_of_memory(err):
                 raise
-            w, h = plan.work_size
-            raise EngineError(
-                f"{TITLE} ran out of memory at {w}x{h} with {request.variants} variant(s): lower the resolution "
-                "or the number of variants, use precision bf16/fp16, or another device"
-            ) from err
+            raise EngineError(out_of_memory_hint(TITLE, plan.work_size, request.variants)) from err
 
     def _fill(
         self,
@@ -285,16 +284,4 @@ def find_model(weights: str | Path | None) -> Any:
             errors.append(str(err))
     raise WeightsMissing(
         f"{errors[0]}; {HINT}" if weights else f"no usable {TITLE} model in {store_dir(ENGINE_ID)}; {HINT}"
-    )
-
-
-def _to_uint8(images: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
-
-
-def _is_out_of_memory(err: BaseException) -> bool:
-    return (
-        isinstance(err, MemoryError)
-        or type(err).__name__ == "OutOfMemoryError"
-        or "out of memory" in str(err)
     )
