@@ -140,8 +140,9 @@ def _asuka_folder(weights: str | Path | None) -> Path | None:
             raise AsukaFolderError(f"weights path {folder} does not exist")
         if not is_bundle(folder) or _engine_of(folder) != ENGINE_ID:
             raise AsukaFolderError(
-                f'{folder} is not an ASUKA weights folder (a config.json with "engine": "asuka" naming '
-                "its parts); make one with write_asuka_folder or leave --weights out to use the stores"
+                f'{folder} is not an ASUKA weights folder (a config.json with "engine": "asuka", its '
+                '"base_model" and "asuka_parts"); point --weights at one, or leave it out to use the parts '
+                "in the model store"
             )
         return folder
     found = [p for p in list_bundles(store_dir(ENGINE_ID)) if _engine_of(p) == ENGINE_ID]
