@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 
 def make_images(
@@ -52,3 +53,24 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _straight_and_resumed(run, config, tmp_path: Path, **kw):
+    """Four steps in one go, and two then two more resumed from the checkpoint: the resumed run's
+    last checkpoint must hold the same tensors, bit for bit. Returns (straight, resumed, tensors)."""
+    straight = run(config(tmp_path / "a", **kw))
+    run(config(tmp_path / "b", steps=2, **kw))
+    resumed = run(config(tmp_path / "b", steps=4, resume=str(tmp_path / "b"), **kw))
+    assert straight.step == resumed.step == 4
+    a = load_file(str(straight.checkpoint / "weights.safetensors"))
+    b = load_file(str(resumed.checkpoint / "weights.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key  # same data order, masks, optimizer and EMA state
+    return straight, resumed, a
+
+
+@pytest.fixture
+def straight_and_resumed():
+    """:func:`_straight_and_resumed`, for the resume tests of every task."""
+    return _straight_and_resumed
