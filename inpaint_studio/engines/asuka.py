@@ -56,7 +56,8 @@ TITLE = "ASUKA (SD-1.5)"
 DECODERS = ("asuka", "vanilla")
 HINT = (
     "ASUKA needs a Stable Diffusion 1.5 inpainting model plus its three parts: import the released prior "
-    "(`inpaint-studio import asuka mae_300.pth`) or train it (`inpaint-studio-train asuka-prior`), then "
+    "(`inpaint-studio import asuka-prior mae_300.pth`) or train it (`inpaint-studio-train asuka-prior`), "
+    "then "
     "`inpaint-studio-train asuka-align` and `inpaint-studio-train asuka-decoder`"
 )
 
@@ -169,25 +170,6 @@ class AsukaEngine(Engine):
             return Availability(False, found.explain(decoder=False), weights=found.folder)
         note = found.explain() if found.missing() else ""
         return Availability(True, note, weights=found.folder)
-
-    @classmethod
-    def import_weights(cls, source: Path, dest: Path) -> Path:
-        """The released prior (``mae_300.pth``, or a release folder holding it) -> an ASUKA folder at
-        ``dest`` holding it as ``prior/``; the other parts come from the stores."""
-        from ..models.asuka.importer import CheckpointError, import_prior
-        from .asuka_weights import write_asuka_folder
-
-        source = Path(source)
-        if source.is_dir():
-            found = sorted(source.rglob("mae_*.pth"))
-            if not found:
-                raise EngineError(f"{source} holds no mae_*.pth (the ASUKA prior of the FLUX release)")
-            source = found[0]
-        try:
-            prior = import_prior(source, Path(dest) / "prior")
-        except CheckpointError as err:
-            raise EngineError(f"cannot import {source.name} as the ASUKA prior: {err}") from err
-        return write_asuka_folder(dest, parts={PRIOR: prior})
 
     def load(self, runtime: Runtime, with_decoder: bool = True) -> AsukaParts:
         """All parts on the runtime's device and precision, each through the shared component cache."""
@@ -327,7 +309,7 @@ def prior_conditioning(
 
 
 def decode_fills(parts: AsukaParts, latents: Any, pixels: Any, pixel_mask: Any) -> np.ndarray:
-    """(B, 4, h, w) latents -> (B, H, W, 3) float in [0, 1]: the ASUKA decoder over (crop, mask), or the VAE."""
+    """(B, 4, h, w) latents -> (B, H, W, 3) in [0, 1]: the ASUKA decoder over (crop, mask), or the VAE."""
     import torch
 
     from ..models.diffusion.sampling import decode_latents
@@ -395,5 +377,6 @@ def _check_fit(parts: AsukaParts) -> None:
     ):
         raise EngineError(
             f"the decoder {where[DECODER]} does not decode SD-1.5 latents (it takes "
-            f"{decoder.config['latent_channels']} channels at 1/{decoder.scale}): train one on this model's VAE"
+            f"{decoder.config['latent_channels']} channels at 1/{decoder.scale}): train one on this model's "
+            "VAE"
         )

@@ -1,4 +1,5 @@
-"""Where ASUKA's four parts are: the person's SD-1.5 inpainting model, a prior, an alignment module, a decoder.
+"""Where ASUKA's four parts are: the person's SD-1.5 inpainting model, a prior, an alignment module and
+a decoder.
 
 Cheap (reads ``config.json`` files only, no torch): availability and the model manager use it. An ASUKA
 weights folder (``config.json`` with ``"engine": "asuka"``, in the model store's ``models/asuka/<name>/`` or
@@ -48,9 +49,11 @@ TITLES: dict[str, str] = {
     DECODER: "the inpainting decoder",
 }
 HINTS: dict[str, str] = {
-    BASE: "point the ASUKA folder's config.json 'base_model' at a local SD-1.5 inpainting diffusers folder or "
-    ".safetensors/.ckpt file, or put one in the sd15 model store (`inpaint-studio models`)",
-    PRIOR: "import the released one (`inpaint-studio import asuka mae_300.pth`, from the ASUKA-FLUX.1-Fill "
+    BASE: "point the ASUKA folder's config.json 'base_model' at a local SD-1.5 inpainting diffusers folder "
+    "or "
+    ".safetensors/.ckpt file, or put one in the sd15 model store (`inpaint-studio import sd15 PATH`)",
+    PRIOR: "import the released one (`inpaint-studio import asuka-prior mae_300.pth`, from the "
+    "ASUKA-FLUX.1-Fill "
     "release) or train one with `inpaint-studio-train asuka-prior`",
     ALIGN: "train one with `inpaint-studio-train asuka-align` (the released alignment modules are FLUX's "
     "and do not fit SD-1.5)",

@@ -15,7 +15,13 @@ torch = pytest.importorskip("torch")
 
 import sd_tiny  # noqa: E402
 
-from inpaint_studio.engines.asuka_weights import ALIGN, DECODER, PRIOR, find_asuka, write_asuka_folder  # noqa: E402
+from inpaint_studio.engines.asuka_weights import (  # noqa: E402
+    ALIGN,
+    DECODER,
+    PRIOR,
+    find_asuka,
+    write_asuka_folder,
+)
 from inpaint_studio.engines.base import (  # noqa: E402
     Cancelled,
     EngineError,
@@ -233,16 +239,20 @@ def test_a_condition_width_that_does_not_fit_the_unet_is_named(tiny, tmp_path):
         _events(create("asuka", weights=folder), _request())
 
 
-def test_import_weights_takes_the_released_prior_layout(tiny, tmp_path):
+def test_the_imported_release_prior_is_found_in_its_store(tiny, tmp_path):
+    """`inpaint-studio import asuka-prior mae_300.pth` (as the model manager does) lands where ASUKA looks."""
     from safetensors.torch import load_file
 
+    from inpaint_studio.model_import import import_checkpoint
+
     state = load_file(str(tiny["parts"][PRIOR] / "model.safetensors"))
-    checkpoint = tmp_path / "release" / "mae_300.pth"
-    checkpoint.parent.mkdir()
+    checkpoint = tmp_path / "mae_300.pth"
     torch.save({"model": state}, checkpoint)
-    folder = describe("asuka").engine_class.import_weights(checkpoint.parent, tmp_path / "imported")
+    written = import_checkpoint("asuka-prior", checkpoint, store_dir(PRIOR) / "mae_300")
+    folder = write_asuka_folder(tmp_path / "a", base_model=tiny["sd"], parts={ALIGN: tiny["parts"][ALIGN]})
     found = find_asuka(folder)
-    assert found.parts[PRIOR] == folder / "prior" and PRIOR not in found.problems
+    assert found.parts[PRIOR] == written and found.missing() == [DECODER]
+    assert "ASUKA needs the inpainting decoder" in describe("asuka", folder).availability.reason
 
 
 # ------------------------------------------------------------------------------ a real model
