@@ -291,7 +291,12 @@ class AsukaEngine(Engine):
 def prior_conditioning(
     parts: AsukaParts, work_image: np.ndarray, work_mask: np.ndarray, strength: float
 ) -> Any:
-    """The UNet's cross-attention input: the aligned prior of (crop, mask), blended with the empty prompt."""
+    """The UNet's cross-attention input: the aligned prior of (crop, mask), blended with the empty prompt.
+
+    The crop is resized to the prior's square input (256 px at release size), as the official code resizes
+    its 512 px input; a crop that is not square (at most 2:1, the compositor's limit) is squashed rather
+    than padded, so every prior token covers picture.
+    """
     import torch
 
     from ..models.asuka.prior import prepare_inputs
