@@ -132,6 +132,11 @@ def test_parts_come_from_their_stores_without_an_asuka_folder(tiny):
     assert avail.ok and avail.reason == "" and avail.weights is None
     found = find_asuka()
     assert {p: path.parent for p, path in found.parts.items()} == {p: store_dir(p) for p in tiny["parts"]}
+    rows = {part: (title, where) for part, title, where in found.inventory()}
+    assert list(rows) == ["base", PRIOR, ALIGN, DECODER]
+    assert (
+        rows["base"][1] == (store_dir("sd15") / "tiny").resolve() and rows[DECODER][1] == found.parts[DECODER]
+    )
 
 
 def test_weights_that_are_not_an_asuka_folder_say_so(tiny):
