@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..models.diffusion.schedulers import SCHEDULER_NAMES
@@ -38,16 +37,13 @@ from .base import (
     EngineError,
     EngineInfo,
     Event,
-    Preview,
     Progress,
     Request,
-    Result,
-    Variant,
     WeightsMissing,
     check_cancel,
 )
-from .diffusion_run import is_out_of_memory, missing_libraries, out_of_memory_hint, to_uint8
 from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .latent_run import PasteOptions, is_out_of_memory, missing_libraries, out_of_memory_hint, stream_fill
 from .params import Param
 from .runtime import Runtime, resolve_runtime, runtime_params
 from .seeds import variant_seed
@@ -221,7 +217,6 @@ class AsukaEngine(Engine):
     ) -> Iterator[Event]:
         import torch
 
-        from ..models.diffusion.previews import latents_to_rgb
         from ..models.diffusion.sampling import Sampling, conditioned_steps
 
         work_image = plan.work_image(request.image)
@@ -234,39 +229,11 @@ class AsukaEngine(Engine):
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         sampling = Sampling(steps=int(params["steps"]), guidance=1.0, scheduler=params["scheduler"])
         strength = float(params["prior_strength"])
-        feather, colour = int(params["feather"]), bool(params["color_match"])
-        decode_every = int(params["decode_every"])
-
-        def decode(latents: Any) -> np.ndarray:
-            return to_uint8(decode_fills(parts, latents, pixels, pixel_mask))
-
-        def place(work: np.ndarray) -> tuple[np.ndarray, Any]:
-            return plan.place(work, request.image, request.mask, feather, colour)
-
         conditioning = prior_conditioning(parts, work_image, work_mask, strength)
         check_cancel(cancel)
         states = conditioned_steps(
             parts.sd, pixels, pixel_mask, latent_mask, conditioning, generators, sampling
         )
-        latents, total = None, sampling.steps
-        while True:
-            check_cancel(cancel)
-            state = next(states, None)
-            if state is None:
-                break
-            latents, total = state.latents, state.steps
-            yield Progress(state.step, state.steps, f"step {state.step}/{state.steps}")
-            if decode_every and (state.step % decode_every == 0 or state.step == state.steps):
-                check_cancel(cancel)
-                shown = decode(state.denoised[:1])[0]
-            else:
-                small = latents_to_rgb(state.denoised[:1])[0]
-                shown = cv2.resize(small, plan.work_size, interpolation=cv2.INTER_LINEAR)
-            fill, placement = place(shown)
-            yield Preview(fill, state.step, state.steps, placement=placement)
-        check_cancel(cancel)
-        yield Progress(total, total, "decoding")
-        images = decode(latents)
         found = parts.weights
         meta = {
             "box": plan.box,
@@ -280,11 +247,20 @@ class AsukaEngine(Engine):
             "model": str(found.base.path),
             "parts": {p: str(path) for p, path in found.parts.items()},
         }
-        placed = [place(img) for img in images]
-        if request.variants > 1:
-            for i, (fill, placement) in enumerate(placed):
-                yield Variant(fill, i, seeds[i], {**meta, "seed": seeds[i]}, placement=placement)
-        yield Result(placed[0][0], {**meta, "seed": seeds[0], "seeds": seeds}, placement=placed[0][1])
+        options = PasteOptions(
+            int(params["feather"]), bool(params["color_match"]), int(params["decode_every"])
+        )
+        yield from stream_fill(
+            parts.sd,
+            plan,
+            request,
+            states,
+            seeds,
+            options,
+            meta,
+            cancel,
+            decode=lambda latents: decode_fills(parts, latents, pixels, pixel_mask),
+        )
 
 
 # ---------------------------------------------------------------------------------- the two changes

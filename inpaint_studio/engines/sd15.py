@@ -38,10 +38,9 @@ from .base import (
     WeightsMissing,
     check_cancel,
 )
-from .diffusion_run import is_out_of_memory as _is_out_of_memory
-from .diffusion_run import out_of_memory_hint
-from .diffusion_run import to_uint8 as _to_uint8
 from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .latent_run import is_out_of_memory as _is_out_of_memory
+from .latent_run import to_uint8 as _to_uint8
 from .params import Param
 from .runtime import Runtime, resolve_runtime, runtime_params
 from .seeds import variant_seed
@@ -181,7 +180,11 @@ class SD15Engine(Engine):
         except (MemoryError, RuntimeError) as err:
             if isinstance(err, EngineError) or not _is_out_of_memory(err):
                 raise
-            raise EngineError(out_of_memory_hint(TITLE, plan.work_size, request.variants)) from err
+            w, h = plan.work_size
+            raise EngineError(
+                f"{TITLE} ran out of memory at {w}x{h} with {request.variants} variant(s): lower the resolution "
+                "or the number of variants, use precision bf16/fp16, or another device"
+            ) from err
 
     def _fill(
         self,
