@@ -290,7 +290,9 @@ def test_real_sd15_inpainting_model_on_cuda(tmp_path):
     from inpaint_studio.models.diffusion.loading import load_sd15
     from inpaint_studio.models.diffusion.source import model_source
 
-    vae = load_sd15(model_source(path), "cpu", "fp32").vae
+    from inpaint_studio.models.components import ComponentCache
+
+    vae = load_sd15(model_source(path), "cpu", "fp32", cache=ComponentCache()).vae  # not kept afterwards
     parts = {PRIOR: AsukaPrior.release(), ALIGN: AlignmentModule(), DECODER: AsukaDecoder.from_vae(vae)}
     written = {p: save_part(m, tmp_path / p) for p, m in parts.items()}
     folder = write_asuka_folder(tmp_path / "asuka", base_model=path, parts=written)
