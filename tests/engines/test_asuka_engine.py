@@ -287,10 +287,9 @@ def test_real_sd15_inpainting_model_on_cuda(tmp_path):
         pytest.skip("needs CUDA")
     if not path:
         pytest.skip("set INPAINT_STUDIO_SD15 to a local SD-1.5 inpainting folder or file")
+    from inpaint_studio.models.components import ComponentCache
     from inpaint_studio.models.diffusion.loading import load_sd15
     from inpaint_studio.models.diffusion.source import model_source
-
-    from inpaint_studio.models.components import ComponentCache
 
     vae = load_sd15(model_source(path), "cpu", "fp32", cache=ComponentCache()).vae  # not kept afterwards
     parts = {PRIOR: AsukaPrior.release(), ALIGN: AlignmentModule(), DECODER: AsukaDecoder.from_vae(vae)}
