@@ -274,3 +274,14 @@ def test_cli_fill_with_a_local_model_and_a_bad_path(model_dir, tmp_path, capsys)
     assert main([*args, "-o", str(tmp_path / "x.png"), "--weights", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
+
+
+def test_strength_below_one_runs_fewer_steps_and_a_text_to_image_unet_inpaints(tmp_path):
+    """strength 0.5 of 4 steps denoises 2; a 4-channel UNet takes the latent-blend path of the pipeline."""
+    folder = sd_tiny.save_folder(sd_tiny.tiny_parts(4), tmp_path / "base")
+    events = _events(create("sd15", weights=folder), _request(steps=4, strength=0.5))
+    steps = [e for e in events if isinstance(e, Preview)]
+    assert [p.step for p in steps] == [1, 2] and steps[-1].steps == 2
+    final = _final(events)
+    hole = _request().mask > 0
+    assert np.array_equal(final[~hole], IMAGE[~hole]) and not np.array_equal(final[hole], IMAGE[hole])
