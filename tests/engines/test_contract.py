@@ -80,7 +80,8 @@ def test_registry_lists_engines_lazily_and_explains():
         registry.engine_class("nope")
     for e in registry.describe_all():  # the store is empty here: weightless engines only, the rest say how
         if e.info.needs_weights:
-            assert not e.availability.ok and "inpaint-studio" in e.availability.reason, e.info.id
+            reason = e.availability.reason
+            assert not e.availability.ok and ("inpaint-studio" in reason or "--weights" in reason), e.info.id
         else:
             assert e.availability.ok and not e.availability.reason, e.info.id
 
@@ -99,3 +100,15 @@ def test_weights_availability_reasons(tmp_path):
     assert "holds 'maskgit' weights" in weights_availability("mat", "MAT", tmp_path / "other", "").reason
     save_bundle(tmp_path / "mine", "mat", {"a": 1}, {"x": torch.zeros(1)})
     assert weights_availability("mat", "MAT", tmp_path / "mine", "").ok
+
+
+def test_parameters_refuse_nan_and_infinity_everywhere():
+    """The schema is shared by the CLI, the settings form and the engines: NaN must stop there."""
+    from inpaint_studio.engines.params import Param
+
+    for kind in ("float", "int"):
+        param = Param("context", kind, 1, minimum=0, maximum=4)
+        for bad in ("nan", float("nan"), "inf", float("-inf")):
+            with pytest.raises(ValueError, match="finite"):
+                param.coerce(bad)
+    assert Param("context", "float", 1.0, minimum=0, maximum=4).coerce("0.5") == 0.5
