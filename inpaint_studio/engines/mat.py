@@ -78,6 +78,7 @@ class MatEngine(FramedEngine):
                 0,
                 minimum=0,
                 maximum=32,
+                advanced=True,
                 help="variants computed together (0 = automatic: 4 on the CPU, 8 on a CUDA GPU); fewer use less memory",
             ),
             Param(
@@ -85,6 +86,7 @@ class MatEngine(FramedEngine):
                 "int",
                 0,
                 minimum=0,
+                advanced=True,
                 help="index of the first variant (ask for more with a higher one)",
             ),
             Param(
@@ -92,6 +94,7 @@ class MatEngine(FramedEngine):
                 "int",
                 -1,
                 minimum=-1,
+                advanced=True,
                 help="more like this: the index of the variant to vary around (-1 = off)",
             ),
             Param(
@@ -99,6 +102,7 @@ class MatEngine(FramedEngine):
                 "int",
                 -1,
                 minimum=-1,
+                advanced=True,
                 help="more like this: the seed of that variant's request (-1 = this request's seed)",
             ),
             Param(
