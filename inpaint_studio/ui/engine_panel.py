@@ -46,6 +46,7 @@ from .settings import AppSettings
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 MAX_SEED = 2**31 - 1
 DEVICES = (("Automatic", ""), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple MPS", "mps"))
+MIN_WIDTH = 300
 FAST_FILL_S = 2.0  # engines that fill faster than this get fast remove on by default
 WATCH_DELAY_MS = 400  # the model store settles (a bundle is several files) before a re-check
 
@@ -177,7 +178,6 @@ class EnginePanel(QWidget):
         general.addRow("Seed", seed_row)
         general.addRow("Variants", self.variants)
         general.addRow("Device", self.device)
-        general.addRow("", self.fast_remove)
 
         self.prompt = QPlainTextEdit(self)
         self.prompt.setPlaceholderText("Describe what should appear in the hole")
@@ -220,11 +220,13 @@ class EnginePanel(QWidget):
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
+        self.scroll.setMinimumWidth(MIN_WIDTH)  # the seed row beside a scroll bar, unclipped
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(top)
         layout.addWidget(self.weights_row)
+        layout.addWidget(self.fast_remove)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.fill_button)
 

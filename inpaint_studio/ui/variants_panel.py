@@ -192,6 +192,7 @@ class VariantsPanel(QWidget):
         item = QListWidgetItem(group.title)
         item.setData(GROUP_ROLE, group.number)
         item.setFlags(Qt.ItemFlag.NoItemFlags)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         font = QFont(self.font())
         font.setBold(True)
         item.setFont(font)

@@ -291,8 +291,8 @@ class WindowBuilder:
         self.layers_dock = dock("Layers", "layers_dock", self.layers_panel, Right)
         self.history_dock = dock("History", "history_dock", self.history_panel, Right)
         self.splitDockWidget(self.layers_dock, self.history_dock, Qt.Orientation.Vertical)
-        self.resizeDocks([self.engine_dock, self.layers_dock], [310, 270], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.engine_dock, self.variants_dock], [520, 260], Qt.Orientation.Vertical)
+        self.resizeDocks([self.engine_dock, self.layers_dock], [330, 270], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.engine_dock, self.variants_dock], [440, 340], Qt.Orientation.Vertical)
         self.resizeDocks([self.layers_dock, self.history_dock], [480, 220], Qt.Orientation.Vertical)
 
     def _make_menus(self) -> None:
