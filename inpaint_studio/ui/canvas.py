@@ -184,7 +184,8 @@ class Canvas(QWidget):
             self._overlay = TileCache(doc.width, doc.height, overlay.render, budget_bytes=128 << 20)
             self._overlay_label = label
             self._overlay_owner = owner
-            self._mask_rested = True
+            if not self.busy:  # mid-stroke the mask being painted stays in sight
+                self._mask_rested = True
         self.update()
 
     def rest_mask(self) -> None:

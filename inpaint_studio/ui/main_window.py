@@ -6,6 +6,7 @@ the parts themselves (canvas, panels, fill controller) only know the document th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -130,8 +131,9 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         self._connect()
         self._restore_settings()
         self.set_document(None)
-        if app is not None:  # Space pans wherever the keyboard focus is in this window
-            app.installEventFilter(self)
+        self._space_watched: QWidget | None = None
+        if isinstance(app, QApplication):  # Space pans wherever the keyboard focus is in this window
+            app.focusChanged.connect(self._on_focus_changed)
 
     # =================================================================== construction
     def _connect(self) -> None:
@@ -463,26 +465,31 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         doc.set_mask(np.where(job.mask > 0, 0, doc.mask).astype(np.uint8), "Clear mask")
         doc.history.fold_since(start, f"Remove ({short_title(job.engine_title)})")
 
+    def _on_focus_changed(self, old: QWidget | None, new: QWidget | None) -> None:
+        """Watch the focused widget of this window for Space (only that one: a filter on the
+        whole application would send every event of the app through Python)."""
+        watched = self._space_watched
+        if watched is not None:
+            with contextlib.suppress(RuntimeError):  # the widget may be gone already
+                watched.removeEventFilter(self)
+            self._space_watched = None
+        if new is not None and new is not self.canvas and new.window() is self and not _types_text(new):
+            new.installEventFilter(self)
+            self._space_watched = new
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Space held pans the canvas wherever the keyboard focus is inside this window (a list
         would otherwise toggle an item), except in text and number fields."""
         kind = event.type()
         if (
-            kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
+            watched is self._space_watched
+            and kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
             and self._doc is not None
             and event.key() == Qt.Key.Key_Space
-            and not event.isAutoRepeat()
         ):
-            focus = QApplication.focusWidget()
-            if (
-                focus is not None
-                and focus is not self.canvas
-                and focus.window() is self
-                and not _types_text(focus)
-            ):
-                if watched is focus:
-                    self.canvas.set_space_held(kind == QEvent.Type.KeyPress)
-                return True
+            if not event.isAutoRepeat():
+                self.canvas.set_space_held(kind == QEvent.Type.KeyPress)
+            return True
         return super().eventFilter(watched, event)
 
     def _on_job_started(self, job: FillJob) -> None:
@@ -577,8 +584,9 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
             return
         self._closing = True
         app = QApplication.instance()
-        if app is not None:
-            app.removeEventFilter(self)
+        if isinstance(app, QApplication):
+            app.focusChanged.disconnect(self._on_focus_changed)
+        self._on_focus_changed(None, None)
         self.file_ops.wait()
         self.save_settings()
         self.controller.shutdown()
