@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from inpaint_studio.engines.base import Request, Result
+from inpaint_studio.engines.base import Request, Result, at_full_size
 from inpaint_studio.engines.maskgit import MaskGitEngine
 from inpaint_studio.models.maskgit import MaskGitConfig, MaskGitTransformer
 from inpaint_studio.models.vqgan import VQGAN, VQGANConfig
@@ -93,7 +93,7 @@ def run_once(
     img, mask = scene()
     request = Request(img, mask, seed=0, variants=variants, params={"steps": steps, "preview": mode})
     t0 = time.perf_counter()
-    result = [e for e in engine.run(request) if isinstance(e, Result)][0]
+    result = [at_full_size(e, request.image) for e in engine.run(request) if isinstance(e, Result)][0]
     return time.perf_counter() - t0, dict(result.meta["timing"])
 
 

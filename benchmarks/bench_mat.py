@@ -1,6 +1,7 @@
 """MAT speed on the CPU: one generator forward, and N variants of one image.
 
     python benchmarks/bench_mat.py [--threads 2] [--repeats 3] [--variants 1 4 8] [--batch 1 4] [--no-bf16]
+        [--official DIR]   # DIR: a checkout of the official MAT code, outside this repo
     python benchmarks/bench_mat.py --memory [--batch 1 4]   # peak memory per variant batch size
 
 Runs the official-size 512 generator with random weights (speed does not depend on the values)
@@ -14,8 +15,10 @@ on two masks:
 Prints one forward (mapping + both stages, batch 1) for: glibc's default allocator (as the
 official figure was measured), then with freed memory kept (what the engine does on the CPU),
 in the official NCHW order (the parity tests) and the app's channels-last layout, fp32 and bf16.
-The official implementation's time is quoted from the reference README (it is not run here).
-Then N variants made the way the engine makes them (one shared encoding, then batches).
+With ``--official DIR`` the official generator (its ``networks/mat.py``, random weights) runs in the
+same rounds, interleaved with ours, and every line gets the same-run ratio; without it no ratio is
+printed (a quoted figure from another day is no reference). Then N variants made the way the engine
+makes them (one shared encoding, then batches), and the time to the first and the last variant.
 
 The machine may be shared: the load average is printed; compare ratios within one run.
 
@@ -38,10 +41,10 @@ from pathlib import Path
 
 import torch
 
+from inpaint_studio.engines.seeds import variant_seed
 from inpaint_studio.models.mat import KeepMaps, MatGenerator, SampleStreams, draw_keep_maps, variant_inputs
 from inpaint_studio.models.mat.cpu_memory import keep_freed_memory
 
-OFFICIAL_FORWARD_S = 6.1  # reference README: official generator, 512x512, CPU, 2 threads (median of 3)
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "mat"
 
 
@@ -100,7 +103,7 @@ def variants(model: MatGenerator, image: torch.Tensor, mask: torch.Tensor, count
             enc = model.synthesis.encode(image, mask)
             for start in range(0, count, batch):
                 picks = [
-                    variant_inputs(7, i, model.config.z_dim, shapes)
+                    variant_inputs(variant_seed(7, i), model.config.z_dim, shapes)
                     for i in range(start, min(start + batch, count))
                 ]
                 ws = model.mapping(torch.cat([v.z for v in picks]))
@@ -115,12 +118,51 @@ def medians(runs: list[tuple[float, float]], threads: int) -> tuple[float, float
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs) / threads
 
 
-def line(name: str, runs: list[tuple[float, float]], threads: int) -> str:
+def line(name: str, runs: list[tuple[float, float]], threads: int, official: float | None = None) -> str:
+    """One row; ``official``: the official forward's median wall time measured in the same run."""
     wall, cpu = medians(runs, threads)
-    return (
-        f"  {name:50s} {wall:6.2f} s {cpu:7.2f} s   x{OFFICIAL_FORWARD_S / wall:4.2f} / x{OFFICIAL_FORWARD_S / cpu:4.2f}"
-        f"   (wall {', '.join(f'{r[0]:.1f}' for r in runs)})"
-    )
+    ratio = f"   x{official / wall:4.2f}" if official else ""
+    return f"  {name:50s} {wall:6.2f} s {cpu:7.2f} s{ratio}   (wall {', '.join(f'{r[0]:.1f}' for r in runs)})"
+
+
+def official_forward(folder: Path, image: torch.Tensor, mask: torch.Tensor) -> Callable[[], object]:
+    """The official MAT generator (``networks/mat.py`` of a checkout in ``folder``), random weights.
+
+    Imported from outside the repository, never copied into it; same inputs as ours (mask 1 = keep).
+    """
+    sys.path.insert(0, str(folder))
+    try:
+        from networks.mat import Generator  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    torch.manual_seed(0)
+    gen = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=512, img_channels=3).eval()
+    z = torch.randn(1, 512, generator=torch.Generator().manual_seed(2))
+    c = torch.zeros(1, 0)
+
+    def run() -> object:
+        with torch.no_grad():
+            return gen(image, mask, z, c, truncation_psi=1.0, noise_mode="const")
+
+    return run
+
+
+def first_and_last(
+    model: MatGenerator, image: torch.Tensor, mask: torch.Tensor, count: int, batches: list[range]
+):
+    """Seconds from the start to the first and to the last variant, batching as ``batches`` says."""
+    shapes = model.synthesis.keep_map_shapes(1, 512, 512)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        enc = model.synthesis.encode(image, mask)
+        first = None
+        for rows in batches:
+            picks = [variant_inputs(variant_seed(7, i), model.config.z_dim, shapes) for i in rows]
+            ws = model.mapping(torch.cat([v.z for v in picks]))
+            keep = KeepMaps.cat([v.keep_maps for v in picks])
+            model.synthesis.fill(enc, ws, keep, "const", SampleStreams([v.stream for v in picks]).normal)
+            first = first or time.perf_counter() - start
+        return first, time.perf_counter() - start
 
 
 def peak_memory(batch: int, threads: int) -> None:
@@ -162,6 +204,12 @@ def main() -> None:
         "--batch", type=int, nargs="*", default=[1, 4], help="batch sizes for the variant runs"
     )
     parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument(
+        "--official",
+        type=Path,
+        metavar="DIR",
+        help="official MAT checkout (outside the repo) to time in the same run",
+    )
     parser.add_argument("--memory", action="store_true", help="peak memory per --batch size instead of speed")
     parser.add_argument("--peak-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,7 +229,7 @@ def main() -> None:
     threads = args.threads
     print(f"MAT generator 512x512, random weights, torch {torch.__version__}, {threads} threads")
     print(f"load average before: {os.getloadavg()[0]:.2f} (other processes share these cores)\n")
-    head = f"{'wall':>8} {'cpu/thr':>9}   vs official {OFFICIAL_FORWARD_S} s (README)"
+    head = f"{'wall':>8} {'cpu/thr':>9}" + ("   official/ours (same run)" if args.official else "")
     print(f"One forward (batch 1){'':30s}{head}")
 
     def layout(channels_last: bool, fn: Callable[[], object]) -> Callable[[], object]:
@@ -196,8 +244,16 @@ def main() -> None:
             False, forward(model, image, golden, torch.float32)
         )
     }
-    for name, runs in interleaved(base, args.repeats).items():
-        print(line(name, runs, threads))
+    if args.official:
+        base["official MAT (networks/mat.py), glibc default malloc"] = official_forward(
+            args.official, image, golden
+        )
+    measured = interleaved(base, args.repeats)
+    official = None
+    if args.official:
+        official = medians(measured["official MAT (networks/mat.py), glibc default malloc"], threads)[0]
+    for name, runs in measured.items():
+        print(line(name, runs, threads, official))
     tuned = keep_freed_memory()
     note = "freed memory kept" if tuned else "(malloc tuning unavailable)"
     cases = {
@@ -209,7 +265,7 @@ def main() -> None:
     }
     results = interleaved(cases, args.repeats)
     for name, runs in results.items():
-        print(line(name, runs, threads))
+        print(line(name, runs, threads, official))
     syn.channels_last = True
     single = {
         "golden": medians(results["golden, channels-last (app)"], threads),
@@ -225,7 +281,7 @@ def main() -> None:
             "framed, channels-last, bf16, window": forward(bf_model, image, framed, torch.bfloat16),
         }
         for name, runs in interleaved(cases, args.repeats).items():
-            print(line(name, runs, threads))
+            print(line(name, runs, threads, official))
         hole = (golden < 1).expand_as(reference)
         low = bf16()
         diff = (low - reference)[hole]
@@ -261,6 +317,18 @@ def main() -> None:
                     f"  {name:7s} {count:>3} {batch:>5} {wall:7.2f}s {wall / count:11.2f}s {count * one[0] / wall:8.2f}x"
                     f" {cpu:7.2f}s {cpu / count:11.2f}s {count * one[1] / cpu:8.2f}x"
                 )
+    print("\nTime to the first and the last of 4 variants (framed hole, fp32): what the person waits for")
+    print(f"  {'plan':34s} {'first':>8} {'last':>8}")
+    plans = {
+        "one batch of 4 (before)": [range(0, 4)],
+        "the first alone, then 3 together (engine)": [range(0, 1), range(1, 4)],
+        "one at a time": [range(i, i + 1) for i in range(4)],
+    }
+    for _ in range(max(1, args.repeats // 2)):
+        for name, plan in plans.items():
+            first, last = first_and_last(model, image, framed, 4, plan)
+            print(f"  {name:34s} {first:7.2f}s {last:7.2f}s")
+    print(f"  (a single fill took {single['framed'][0]:.2f} s wall)")
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

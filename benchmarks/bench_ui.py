@@ -58,9 +58,10 @@ class TorchLoopEngine(FramedEngine):
     )
     steps = 120
 
-    def fill(self, image, mask, request: Request, params, cancel: CancelFn) -> Iterator[Event]:
+    def fill(self, work, request: Request, params, cancel: CancelFn) -> Iterator[Event]:
         import torch
 
+        image, mask = work.image, work.mask
         torch.manual_seed(0)
         x = torch.randn(1, 64, 128, 128)
         convs = [torch.nn.Conv2d(64, 64, 3, padding=1) for _ in range(4)]

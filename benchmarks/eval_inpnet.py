@@ -23,7 +23,7 @@ import torch
 
 from inpaint_studio.core.imageio import load_image
 from inpaint_studio.engines import registry
-from inpaint_studio.engines.base import Request, Result
+from inpaint_studio.engines.base import Request, Result, at_full_size
 from trainers import metrics
 from trainers.data import center_crop, list_images
 from trainers.masks import MaskMixture
@@ -34,7 +34,11 @@ DEFAULT_KINDS = ("strokes", "medium", "thick", "irregular", "box")
 
 
 def _fill(engine, image: np.ndarray, mask: np.ndarray, params: dict) -> np.ndarray:
-    result = [e for e in engine.run(Request(image, mask, params=params)) if isinstance(e, Result)]
+    result = [
+        at_full_size(e, image)
+        for e in engine.run(Request(image, mask, params=params))
+        if isinstance(e, Result)
+    ]
     return result[-1].image
 
 

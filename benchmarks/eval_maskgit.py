@@ -30,7 +30,7 @@ import torch
 
 from inpaint_studio.core.imageio import load_image
 from inpaint_studio.engines import registry
-from inpaint_studio.engines.base import Request, Result
+from inpaint_studio.engines.base import Request, Result, at_full_size
 from inpaint_studio.models.maskgit import load_maskgit
 from trainers import metrics
 from trainers.data import center_crop, list_images
@@ -42,9 +42,8 @@ DEFAULT_KINDS = ("box", "medium", "thick", "irregular", "strokes")
 
 
 def _fill(engine, image: np.ndarray, mask: np.ndarray, params: dict, seed: int = 0) -> Result:
-    return [e for e in engine.run(Request(image, mask, seed=seed, params=params)) if isinstance(e, Result)][
-        -1
-    ]
+    events = engine.run(Request(image, mask, seed=seed, params=params))
+    return [at_full_size(e, image) for e in events if isinstance(e, Result)][-1]
 
 
 def _unit(pixels: np.ndarray) -> torch.Tensor:

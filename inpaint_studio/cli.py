@@ -19,6 +19,7 @@ from .core.imageio import OPEN_SUFFIXES, ImageError, load_image, load_mask, save
 from .engines import registry
 from .engines.base import BadRequest, Cancelled, EngineError, Preview, Progress, Request, Result, Variant
 from .engines.params import Param
+from .engines.seeds import next_take_seed
 from .engines.weights import store_dir
 
 COMMANDS = ("fill", "engines", "import")
@@ -50,6 +51,12 @@ def _fill_parser(engine_params: Sequence[Param] = ()) -> argparse.ArgumentParser
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same fill)")
     p.add_argument("--prompt", default="", help="text prompt for engines that take one")
     p.add_argument(
+        "--negative-prompt",
+        default="",
+        metavar="TEXT",
+        help="what the fill should avoid (engines with prompts)",
+    )
+    p.add_argument(
         "--save-steps", type=Path, metavar="DIR", help="write each step preview as DIR/step_XX.png"
     )
     p.add_argument("--weights", type=Path, help="weights folder (default: newest in the model store)")
@@ -57,6 +64,8 @@ def _fill_parser(engine_params: Sequence[Param] = ()) -> argparse.ArgumentParser
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set an engine parameter")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     for param in engine_params:
+        if param.name == "device":  # the shared --device above sets it
+            continue
         p.add_argument(
             f"--{param.name.replace('_', '-')}",
             dest=f"param_{param.name}",
@@ -105,6 +114,7 @@ class FillOptions:
     variants: int
     seed: int
     prompt: str
+    negative_prompt: str
     params: dict[str, Any]
     save_steps: Path | None
     quiet: bool
@@ -128,7 +138,7 @@ def cmd_fill(argv: Sequence[str]) -> int:
         if not avail.ok:
             print(f"inpaint-studio: engine {cls.info.id} is not available: {avail.reason}", file=sys.stderr)
             return EXIT_ENGINE
-    if args.prompt and not cls.info.takes_prompt:
+    if (args.prompt or args.negative_prompt) and not cls.info.takes_prompt:
         print(f"inpaint-studio: note: {cls.info.title} ignores the prompt", file=sys.stderr)
     jobs, batch = _plan_jobs(args.image, args.mask, args.out)
     engine = registry.create(
@@ -139,6 +149,7 @@ def cmd_fill(argv: Sequence[str]) -> int:
         args.variants,
         args.seed,
         args.prompt,
+        args.negative_prompt,
         params,
         args.save_steps,
         args.quiet or not sys.stderr.isatty(),
@@ -211,7 +222,8 @@ def _fill_one(engine, job: FillJob, opts: FillOptions) -> list[Path]:
             image=image,
             mask=mask,
             prompt=opts.prompt,
-            seed=opts.seed + run,
+            negative_prompt=opts.negative_prompt,
+            seed=opts.seed if run == 0 else next_take_seed(opts.seed, run),
             variants=opts.variants if variants_native else 1,
             params=opts.params,
         )
@@ -243,11 +255,12 @@ def _iterate(engine, request: Request, opts: FillOptions, job: FillJob, run: int
             elif isinstance(event, Preview) and opts.save_steps is not None:
                 opts.save_steps.mkdir(parents=True, exist_ok=True)
                 suffix = "" if runs == 1 else f"_run{run}"
-                save_image(opts.save_steps / f"step_{event.step:02d}{suffix}.png", event.image)
+                picture = event.composited(request.image)
+                save_image(opts.save_steps / f"step_{event.step:02d}{suffix}.png", picture)
             elif isinstance(event, Variant):
-                variants[event.index] = event.image
+                variants[event.index] = event.composited(request.image)
             elif isinstance(event, Result):
-                result = event.image
+                result = event.composited(request.image)
     finally:
         bar.close()
     if variants and request.variants > 1:

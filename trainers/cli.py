@@ -1,4 +1,5 @@
-"""``inpaint-studio-train MODEL --data DIR [options]``: fit a model to your own photos.
+"""``inpaint-studio-train MODEL --data DIR [options]``: fit a model to your own photos (or to the
+rows of ``--manifest FILE`` / ``--catalogue DIR``).
 
 Options come, in rising priority, from the checkpoint being resumed, a ``--config`` file (JSON or
 TOML, keys as in ``--help`` with dashes or underscores), and the command line. Under torchrun
@@ -28,10 +29,8 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_fields(group: argparse._ArgumentGroup, cls: type, skip: Sequence[str] = ()) -> None:
+def _add_fields(group: argparse._ArgumentGroup, cls: type) -> None:
     for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
         base, is_tuple, _ = field_type(cls, f)
         help_text = f.metadata.get("help", "")
         default = f.default
@@ -41,6 +40,8 @@ def _add_fields(group: argparse._ArgumentGroup, cls: type, skip: Sequence[str] =
             kwargs["action"] = argparse.BooleanOptionalAction
         elif f.name in ("data", "val_data"):
             kwargs.update(nargs="+", metavar="DIR", help=help_text)
+        elif f.name in ("manifest", "catalogue"):
+            kwargs.update(metavar="FILE" if f.name == "manifest" else "DIR|CSV", help=help_text)
         else:
             kwargs["metavar"] = f.name.split("_")[-1].upper() if not is_tuple else "A,B,..."
             if "choices" in f.metadata:
@@ -77,9 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     tasks, broken = _load_tasks()
     parser = argparse.ArgumentParser(
         prog="inpaint-studio-train",
-        usage="inpaint-studio-train MODEL --data DIR [--out DIR] [--resolution R] [--steps N] [--batch-size B] "
-        "[--lr LR] [--resume CKPT] [--config FILE] [--device DEV] [model options]",
-        description="Train an inpainting model on a folder of your own images. Exported weights appear in "
+        usage="inpaint-studio-train MODEL (--data DIR | --manifest FILE | --catalogue DIR|CSV) "
+        "[--out DIR] [--resolution R] [--steps N] [--batch-size B] [--lr LR] [--resume CKPT] "
+        "[--config FILE] [--device DEV] [model options]",
+        description="Train an inpainting model on a folder of your own images (or a manifest of images, "
+        "masks and captions). Exported weights appear in "
         "the app's model store (and in OUT/weights), ready for `inpaint-studio fill --engine MODEL`.",
         epilog=_models_epilog(tasks, broken),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -118,13 +121,19 @@ def resolve_options(model: str, given: dict[str, Any], config_file: str | None) 
         saved = checkpoint.read_state(common["resume"])
         if saved.get("model") != model:
             raise ValueError(f"{common['resume']} is a {saved.get('model')!r} checkpoint, not {model!r}")
-        base_common = {k: v for k, v in saved.get("train", {}).items() if k in common_names and k != "resume"}
-        base_options = {k: v for k, v in saved.get("model_options", {}).items() if k in model_names}
+        saved_train = saved.get("train", {})
+        base_common = {k: v for k, v in saved_train.items() if k in common_names and k != "resume"}
+        # options that moved from TrainConfig to the task (vgg_weights, mask_dir) come along too
+        base_options = {
+            k: v for k, v in {**saved_train, **saved.get("model_options", {})}.items() if k in model_names
+        }
         common = {**base_common, **common}
         options = {**base_options, **options}
     config = build(TrainConfig, common)
-    if not config.data:
-        raise DataError("no training data: pass --data DIR (a folder of your images)")
+    if not config.has_data:
+        raise DataError(
+            "no training data: pass --data DIR (a folder of your images), --manifest FILE or --catalogue DIR"
+        )
     return config, build(cls.Options, options)
 
 

@@ -1,5 +1,9 @@
 """Options of a training run: the shared ones (:class:`TrainConfig`) and each model's own.
 
+A task declares its own options as a frozen dataclass (``Task.Options``), beside the task, and
+inherits the small groups below that several tasks share (VGG weights, a mask folder); the CLI
+shows them under the model's subcommand only.
+
 Both are frozen dataclasses whose fields carry their help text in ``metadata["help"]``; the CLI
 builds its flags from them, a ``--config`` file (JSON, or TOML on Python 3.11+) fills them, and a
 run folder saves them as JSON so a run can be repeated and resumed.
@@ -31,8 +35,18 @@ class TrainConfig:
     """Options every model shares. Model-specific options live in each task's ``Options``."""
 
     data: tuple[str, ...] = opt((), "folder(s) of training images, searched recursively")
-    val_data: tuple[str, ...] = opt((), "folder(s) of validation images (default: a fixed split of --data)")
-    val_fraction: float = opt(0.02, "share of --data held out for validation when --val-data is not given")
+    manifest: str | None = opt(
+        None, "instead of --data: a .jsonl or .csv listing image, optional mask and caption per row"
+    )
+    catalogue: str | None = opt(
+        None,
+        "instead of --data: product photos as ROOT/<product name>/*.jpg or a CSV of file,name "
+        "(the name becomes the caption; the run saves the rows as manifest.jsonl)",
+    )
+    val_data: tuple[str, ...] = opt(
+        (), "folder(s) of validation images, or one manifest (default: a fixed split of the training rows)"
+    )
+    val_fraction: float = opt(0.02, "share of the training rows held out for validation without --val-data")
     val_images: int = opt(64, "at most this many validation images are scored")
     out: str | None = opt(None, "run folder (checkpoints, logs, samples); exported weights go to OUT/weights")
     name: str | None = opt(None, "run name (default: MODEL-YYYYmmdd-HHMMSS); names the model-store entry")
@@ -53,8 +67,6 @@ class TrainConfig:
         1.25, "training augmentation: short side resized to resolution x U(1, zoom) before cropping"
     )
     flip: bool = opt(True, "training augmentation: random horizontal flips")
-    mask_dir: str | None = opt(None, "folder of object-shaped mask PNGs (enables the 'object' mask kind)")
-    vgg_weights: str | None = opt(None, "local VGG16/19 weights (torchvision .pth) for the perceptual loss")
     log_every: int = opt(20, "steps between loss lines in TensorBoard")
     sample_every: int = opt(500, "steps between sample grids (input / mask / output / target)")
     val_every: int = opt(500, "steps between validation runs (hole PSNR / SSIM)")
@@ -70,7 +82,12 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        sources = [name for name in ("data", "manifest", "catalogue") if getattr(self, name)]
         checks = [
+            (
+                len(sources) <= 1,
+                "give one of --data, --manifest, --catalogue, not " + " and ".join(f"--{s}" for s in sources),
+            ),
             (self.resolution >= 8, f"resolution must be >= 8, got {self.resolution}"),
             (self.steps >= 0, f"steps must be >= 0, got {self.steps}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
@@ -91,6 +108,27 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self.data or self.manifest or self.catalogue)
+
+    @property
+    def data_sources(self) -> list[str]:
+        """What the rows came from, as the export records it."""
+        return [str(Path(d)) for d in self.data] + [s for s in (self.manifest, self.catalogue) if s]
+
+
+# ---------------------------------------------------------------------- option groups tasks share
+# A task's ``Options`` inherits the groups it uses, so each flag shows only under the models it serves.
+@dataclass(frozen=True)
+class PerceptualOptions:
+    vgg_weights: str | None = opt(None, "local VGG16/19 weights (torchvision .pth) for the perceptual loss")
+
+
+@dataclass(frozen=True)
+class MaskFolderOptions:
+    mask_dir: str | None = opt(None, "folder of object-shaped mask PNGs (enables the 'object' mask kind)")
 
 
 def field_type(cls: type, f: dataclasses.Field) -> tuple[Any, bool, bool]:

@@ -1,9 +1,11 @@
-"""The one training loop every model shares, in labelled sections (after stylegan2-ada's).
+"""The one training loop every model shares, as named steps of a :class:`Run` (after stylegan2-ada's).
 
-``train(task, config)`` sets up devices and DDP, data, modules, optimizers, EMA, resumes when
-asked, then runs ``config.steps`` optimizer steps: per step it draws a batch, lets the task add
-masks, and runs each active phase (forward / backward per micro-batch, one optimizer step),
-updating EMA weights, logging, sampling, validating and checkpointing on schedule. ``abort_fn``
+``train(task, config)`` sets up devices and DDP, then a :class:`Run` opens its folder, loads the
+data, builds the trained and frozen networks, optimizers and EMA, resumes when asked, then runs
+``config.steps`` optimizer steps: per step it draws a batch, lets the task add masks, and runs each
+active phase (forward / backward per micro-batch, one optimizer step), updating EMA weights,
+logging (losses and every optimizer's learning rate), sampling, validating and checkpointing on
+schedule. ``abort_fn``
 and ``progress_fn`` let a caller stop it or watch it; Ctrl+C (or SIGTERM) finishes the current
 step, saves a checkpoint and exports, then leaves with :class:`Interrupted`.
 """
@@ -16,7 +18,6 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -34,11 +35,22 @@ from inpaint_studio.core import paths
 
 from . import checkpoint, distributed
 from .config import TrainConfig, to_json_dict
-from .data import DataError, ImageFolder, list_images, split_validation
+from .data import (
+    DataError,
+    ImageDataset,
+    collate,
+    records_from,
+    split_roots,
+    split_validation,
+    to_device,
+    write_manifest,
+)
 from .ema import Ema
 from .export import export_weights, store_destination
+from .progress import StopFlag, postfix, progress_bar, val_line
 from .reporting import Reporter
-from .task import Batch, Task
+from .task import Batch, Phase, Task
+from .validation import Validator
 
 
 class Interrupted(Exception):
@@ -95,274 +107,366 @@ def train(
     abort_fn: Callable[[], bool] | None = None,
     show_progress: bool = True,
 ) -> TrainResult:
-    # ------------------------------------------------------------------ devices, DDP, run folder
     info = distributed.setup(config.device)
     try:
-        return _train(task, config, info, progress_fn, abort_fn, show_progress)
+        run = Run(task, config, info)
+        run.resume()
+        return run.fit(progress_fn, abort_fn, show_progress)
     finally:
         distributed.cleanup(info)
 
 
-def _train(
-    task: Task,
-    config: TrainConfig,
-    info: distributed.DistInfo,
-    progress_fn: Callable[[int, int, dict[str, float]], None] | None,
-    abort_fn: Callable[[], bool] | None,
-    show_progress: bool,
-) -> TrainResult:
-    device = info.device
-    resume = checkpoint.load(config.resume, device="cpu") if config.resume else None
-    name = run_name(task, config)
-    if config.out:
-        run_dir = Path(config.out).expanduser()
-    elif resume is not None:
-        run_dir = resume.path.parent.parent
-    else:
-        run_dir = paths.data_dir() / "runs" / name
-    if resume is not None and not config.name:
-        name = resume.state.get("run_name", name)
-    reporter = Reporter(run_dir if info.is_main else None)
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        options = {
-            "model": task.name,
-            "run_name": name,
-            "train": to_json_dict(config),
-            "model_options": to_json_dict(task.options),
-        }
-        (run_dir / "options.json").write_text(json.dumps(options, indent=2), encoding="utf-8")
+class Run:
+    """One run, built in the order a reader follows: run folder, data, networks, optimizers; then
+    :meth:`resume`, then :meth:`fit` (steps of :meth:`optimise` per phase, :meth:`log`,
+    :meth:`evaluate`, :meth:`save_checkpoint`; :meth:`export` at the end)."""
 
-    # ------------------------------------------------------------------ data
-    files = list_images(config.data)
-    if config.val_data:
-        train_files, val_files = files, list_images(config.val_data)
-    else:
-        train_files, val_files = split_validation(files, config.val_fraction, config.data)
-    if len(val_files) > config.val_images:  # evenly spaced, so every source folder is represented
-        val_files = [val_files[i * len(val_files) // config.val_images] for i in range(config.val_images)]
-    per_step = config.batch_size * info.world_size
-    dataset = ImageFolder(
-        train_files, config.resolution, True, config.zoom, config.flip, config.seed, min_length=per_step
-    )
-    sampler = ResumableSampler(
-        dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=config.seed, drop_last=True
-    )
-    workers = default_workers() if config.workers < 0 else config.workers
-    loader = DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        drop_last=True,
-        pin_memory=device.type == "cuda",
-        worker_init_fn=_ignore_sigint if workers else None,
-    )
-    batches_per_epoch = len(sampler) // config.batch_size
-    val_set = ImageFolder(val_files, config.resolution, train=False) if val_files else None
-    if info.is_main:
-        print(
-            f"{task.name}: {len(train_files)} training / {len(val_files)} validation images, "
-            f"{config.resolution}px, batch {config.batch_size} x {info.world_size} process(es), device {device}",
-            file=sys.stderr,
+    def __init__(self, task: Task, config: TrainConfig, info: distributed.DistInfo) -> None:
+        self.task, self.config, self.info, self.device = task, config, info, info.device
+        self.saved = checkpoint.load(config.resume, device="cpu") if config.resume else None
+        self.step = 0
+        self._open_run_folder()
+        self._load_data()
+        self._build_networks()
+        self._build_optimizers()
+        self.result = TrainResult(step=0, run_dir=self.run_dir)
+
+    # ------------------------------------------------------------------ set-up
+    def _open_run_folder(self) -> None:
+        task, config, saved = self.task, self.config, self.saved
+        self.name = run_name(task, config)
+        if config.out:
+            self.run_dir = Path(config.out).expanduser()
+        elif saved is not None:
+            self.run_dir = saved.path.parent.parent
+        else:
+            self.run_dir = paths.data_dir() / "runs" / self.name
+        if saved is not None and not config.name:
+            self.name = saved.state.get("run_name", self.name)
+        self.reporter = Reporter(self.run_dir if self.info.is_main else None)
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            options = {
+                "model": task.name,
+                "run_name": self.name,
+                "train": to_json_dict(config),
+                "model_options": to_json_dict(task.options),
+            }
+            (self.run_dir / "options.json").write_text(json.dumps(options, indent=2), encoding="utf-8")
+
+    def _load_data(self) -> None:
+        config, info = self.config, self.info
+        rows = records_from(config.data, config.manifest, config.catalogue)
+        if config.val_data:
+            train_rows, val_rows = rows, records_from(config.val_data, None, None)
+        else:
+            roots = split_roots(config.data, config.manifest, config.catalogue)
+            train_rows, val_rows = split_validation(rows, config.val_fraction, roots)
+        if len(val_rows) > config.val_images:  # evenly spaced, so every source folder is represented
+            val_rows = [val_rows[i * len(val_rows) // config.val_images] for i in range(config.val_images)]
+        if info.is_main and config.catalogue:
+            write_manifest(train_rows + val_rows, self.run_dir / "manifest.jsonl")
+        self.per_step = config.batch_size * info.world_size
+        self.dataset = ImageDataset(
+            train_rows,
+            config.resolution,
+            True,
+            config.zoom,
+            config.flip,
+            config.seed,
+            min_length=self.per_step,
         )
-
-    # ------------------------------------------------------------------ modules, optimizers, EMA
-    torch.manual_seed(config.seed)  # identical initialisation on every rank
-    modules = task.build_modules()
-    for m in modules.values():
-        m.to(device)
-    task.setup(modules, device)
-    if config.init_from and resume is None:
-        message = task.initialize_from(config.init_from, modules)
+        self.sampler = ResumableSampler(
+            self.dataset,
+            num_replicas=info.world_size,
+            rank=info.rank,
+            shuffle=True,
+            seed=config.seed,
+            drop_last=True,
+        )
+        workers = default_workers() if config.workers < 0 else config.workers
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            collate_fn=collate,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=_ignore_sigint if workers else None,
+        )
+        self.batches_per_epoch = len(self.sampler) // config.batch_size
+        self.val_set = ImageDataset(val_rows, config.resolution, train=False) if val_rows else None
         if info.is_main:
-            print(message, file=sys.stderr)
-    trainable = {id(p) for m in modules.values() for p in m.parameters() if p.requires_grad}
-    optimizers = task.build_optimizers(modules, config.lr or task.default_lr)
-    phases = task.phases()
-    for ph in phases:
-        if ph.optimizer not in optimizers or any(n not in modules for n in ph.modules):
-            raise ValueError(f"{task.name}: phase {ph.name} refers to an unknown optimizer or module")
-    schedulers = {
-        k: torch.optim.lr_scheduler.LambdaLR(opt, _schedule(config)) for k, opt in optimizers.items()
-    }
-    amp_dtype = _amp_dtype(config, device)
-    scalers = {ph.name: torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16) for ph in phases}
-    emas = {n: Ema(modules[n], config.ema_decay) for n in task.ema_modules if config.ema_decay > 0}
-    ddp: dict[str, nn.Module] = {}
-    if info.enabled:
-        trained = {n for ph in phases for n in ph.modules}
-        for n in [n for n in modules if n in trained]:  # the same order on every rank (sets are not)
-            ddp[n] = DDP(
-                modules[n],
-                device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=task.ddp_find_unused,
+            print(
+                f"{self.task.name}: {len(train_rows)} training / {len(val_rows)} validation images, "
+                f"{config.resolution}px, batch {config.batch_size} x {info.world_size} process(es), "
+                f"device {self.device}",
+                file=sys.stderr,
             )
 
+    def _build_networks(self) -> None:
+        """Trained modules (with EMA copies and DDP wrappers) and frozen ones, on the device."""
+        task, config, info, device = self.task, self.config, self.info, self.device
+        torch.manual_seed(config.seed)  # identical initialisation on every rank
+        self.modules = task.build_modules()
+        self.frozen = task.build_frozen()
+        clash = sorted(set(self.modules) & set(self.frozen))
+        if clash:
+            raise ValueError(f"{task.name}: {', '.join(clash)} cannot be both trained and frozen")
+        for m in self.modules.values():
+            m.to(device)
+        for m in self.frozen.values():
+            m.to(device).eval().requires_grad_(False)
+        task.setup(self.modules, device)
+        if config.init_from and self.saved is None:
+            message = task.initialize_from(config.init_from, self.modules)
+            if info.is_main:
+                print(message, file=sys.stderr)
+        self.trainable = {id(p) for m in self.modules.values() for p in m.parameters() if p.requires_grad}
+        self.validator = (
+            Validator(task, self.modules, self.val_set, config, info) if self.val_set is not None else None
+        )
+
+    def _build_optimizers(self) -> None:
+        task, config, modules = self.task, self.config, self.modules
+        self.optimizers = task.build_optimizers(modules, config.lr or task.default_lr)
+        self.phases = task.phases()
+        for ph in self.phases:
+            if ph.optimizer not in self.optimizers or any(n not in modules for n in ph.modules):
+                raise ValueError(
+                    f"{task.name}: phase {ph.name} refers to an unknown optimizer or module (or a frozen one)"
+                )
+        self.schedulers = {
+            k: torch.optim.lr_scheduler.LambdaLR(opt, _schedule(config)) for k, opt in self.optimizers.items()
+        }
+        self.amp_dtype = _amp_dtype(config, self.device)
+        self.scalers = {
+            ph.name: torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+            for ph in self.phases
+        }
+        self.emas = {n: Ema(modules[n], config.ema_decay) for n in task.ema_modules if config.ema_decay > 0}
+        self.ddp: dict[str, nn.Module] = {}
+        if self.info.enabled:
+            trained = {n for ph in self.phases for n in ph.modules}
+            for n in [n for n in modules if n in trained]:  # the same order on every rank (sets are not)
+                self.ddp[n] = DDP(
+                    modules[n],
+                    device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                    find_unused_parameters=task.ddp_find_unused,
+                )
+
     # ------------------------------------------------------------------ resume
-    step = 0
-    if resume is not None:
-        step = resume.step
-        for n, m in modules.items():
-            _load_module(m, resume.module_state(n), f"{resume.path}: {n}")
-        for n, e in emas.items():
-            ema_state = resume.module_state(n, ema=True)
-            _load_module(e.module, ema_state or resume.module_state(n), f"{resume.path}: EMA {n}")
-        for k, opt in optimizers.items():
-            opt.load_state_dict(resume.training["optimizers"][k])
-        for k, sch in schedulers.items():
-            sch.load_state_dict(resume.training["schedulers"][k])
-        for k, sc in scalers.items():
-            if k in resume.training.get("scalers", {}):
-                sc.load_state_dict(resume.training["scalers"][k])
-        checkpoint.restore_torch_rng(resume.training["rng"])
-        checkpoint.restore_rng_json(resume.state["rng"])
-        task.load_state_dict(resume.state.get("task", {}))
-        if info.is_main:
-            print(f"resumed from {resume.path} at step {step}", file=sys.stderr)
+    def resume(self) -> None:
+        """Weights, EMA copies, optimizer / scheduler / scaler states and RNGs of ``--resume``.
+        Frozen modules are not in it: the task built them again."""
+        saved = self.saved
+        if saved is None:
+            return
+        self.step = self.result.step = saved.step
+        for n, m in self.modules.items():
+            _load_module(m, saved.module_state(n), f"{saved.path}: {n}")
+        for n, e in self.emas.items():
+            ema_state = saved.module_state(n, ema=True)
+            _load_module(e.module, ema_state or saved.module_state(n), f"{saved.path}: EMA {n}")
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(saved.training["optimizers"][k])
+        for k, sch in self.schedulers.items():
+            sch.load_state_dict(saved.training["schedulers"][k])
+        for k, sc in self.scalers.items():
+            if k in saved.training.get("scalers", {}):
+                sc.load_state_dict(saved.training["scalers"][k])
+        checkpoint.restore_torch_rng(saved.training["rng"])
+        checkpoint.restore_rng_json(saved.state["rng"])
+        self.task.load_state_dict(saved.state.get("task", {}))
+        if self.info.is_main:
+            print(f"resumed from {saved.path} at step {self.step}", file=sys.stderr)
 
-    def eval_nets() -> dict[str, nn.Module]:
-        return {n: (emas[n].module if n in emas else m) for n, m in modules.items()}
+    # ------------------------------------------------------------------ the loop
+    def fit(
+        self,
+        progress_fn: Callable[[int, int, dict[str, float]], None] | None,
+        abort_fn: Callable[[], bool] | None,
+        show_progress: bool,
+    ) -> TrainResult:
+        """Steps up to ``config.steps``; Ctrl+C / SIGTERM / ``abort_fn`` save, export and raise
+        :class:`Interrupted`."""
+        config, info = self.config, self.info
+        stop = StopFlag()
+        self.bar = progress_bar(self.step, config.steps, enabled=info.is_main and show_progress)
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.t_last, self.step_last = time.perf_counter(), self.step
+        batches = _batches(
+            self.loader, self.sampler, self.dataset, self.step, self.batches_per_epoch, config.batch_size
+        )
+        with stop.installed():
+            try:
+                while self.step < config.steps:
+                    self.train_step(next(batches))
+                    self.log(progress_fn)
+                    self.evaluate()
+                    if self.step % config.checkpoint_every == 0 and self.step < config.steps:
+                        self.result.checkpoint = self.save_checkpoint()
+                        self.reporter.flush()
+                    if stop.check(info) or (abort_fn is not None and abort_fn()):
+                        raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                self.bar.close()
+                self.finish()
+                if info.is_main:
+                    print(
+                        f"\nstopped at step {self.step}; checkpoint {self.result.checkpoint}; "
+                        f"resume with --resume {self.run_dir}",
+                        file=sys.stderr,
+                    )
+                raise Interrupted(self.result) from None
+        self.bar.close()
+        self.finish()
+        distributed.barrier(info)
+        return self.result
 
-    def save_checkpoint() -> Path | None:
-        if not info.is_main:
+    def train_step(self, sample: Batch) -> None:
+        """One optimizer step of every phase active at this step, then the schedulers."""
+        config = self.config
+        sample = to_device(sample, self.device)
+        rng = np.random.default_rng([config.seed, self.info.rank, self.step])
+        micro = _split(self.task.prepare_batch(sample, self.step, rng), config.accumulate)
+        for ph in self.phases:
+            if ph.active(self.step):
+                self.optimise(ph, micro)
+        _set_trainable(self.modules, tuple(self.modules), self.trainable)
+        for sch in self.schedulers.values():
+            sch.step()
+        self.step += 1
+        self.bar.update(1)
+
+    def optimise(self, ph: Phase, micro: list[Batch]) -> None:
+        """Forward / backward of ``ph`` per micro-batch, then one (clipped, scaled) optimizer step
+        and the EMA update of its modules."""
+        task, step = self.task, self.step
+        _set_trainable(self.modules, ph.modules, self.trainable)
+        opt, scaler = self.optimizers[ph.optimizer], self.scalers[ph.name]
+        opt.zero_grad(set_to_none=True)
+        nets = self.nets_for(ph)
+        for i, mb in enumerate(micro):
+            with _sync(nets, ph.modules, i == len(micro) - 1), _autocast(self.device, self.amp_dtype):
+                loss, logs = task.loss(ph.name, nets, mb, step)
+            if not torch.isfinite(loss.detach()):
+                raise FloatingPointError(
+                    f"{task.name}: the {ph.name} loss became {loss.item()} at step {step}; "
+                    "lower --lr or resume from an earlier checkpoint"
+                )
+            scaler.scale(loss / len(micro)).backward()
+            _accumulate(self.sums, self.counts, ph.name, loss, logs)
+        params = [p for n in ph.modules for p in self.modules[n].parameters() if p.grad is not None]
+        if self.config.grad_clip > 0:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        if ph.ema:
+            for n in ph.modules:
+                if n in self.emas:
+                    self.emas[n].update(self.modules[n], step)
+
+    def log(self, progress_fn: Callable[[int, int, dict[str, float]], None] | None) -> None:
+        """Every ``log_every`` steps: mean losses, throughput and each optimizer's learning rate."""
+        config, step = self.config, self.step
+        if step % config.log_every and step != config.steps:
+            return
+        now = time.perf_counter()
+        values = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        values["images_per_s"] = (step - self.step_last) * self.per_step / max(now - self.t_last, 1e-9)
+        values.update({f"lr/{k}": sch.get_last_lr()[0] for k, sch in self.schedulers.items()})
+        self.t_last, self.step_last = now, step
+        self.sums.clear()
+        self.counts.clear()
+        self.reporter.scalars(step, values)
+        self.result.losses.append({"step": step, **values})
+        self.bar.set_postfix(postfix(values), refresh=False)
+        if progress_fn is not None:
+            progress_fn(step, config.steps, values)
+
+    def evaluate(self) -> None:
+        """Sample grids (rank 0) and validation (every rank) on their schedules."""
+        config, step, info, validator = self.config, self.step, self.info, self.validator
+        if validator is None:
+            return
+        last = step == config.steps
+        if info.is_main and (step % config.sample_every == 0 or last):
+            validator.samples(self.eval_nets(), self.reporter, step)
+        if step % config.val_every == 0 or last:
+            self.result.validation = validator.scores(self.eval_nets())
+            self.reporter.scalars(step, self.result.validation, group="val")
+            if info.is_main:
+                self.bar.write(val_line(step, self.result.validation))
+
+    # ------------------------------------------------------------------ networks as the task sees them
+    def nets_for(self, ph: Phase) -> dict[str, nn.Module]:
+        """The modules ``ph`` trains DDP-wrapped, the rest (and the frozen ones) bare."""
+        nets = {n: (self.ddp[n] if n in ph.modules and n in self.ddp else m) for n, m in self.modules.items()}
+        return {**nets, **self.frozen}
+
+    def eval_nets(self) -> dict[str, nn.Module]:
+        """EMA copies where kept, the trained modules otherwise, and the frozen ones."""
+        nets = {n: (self.emas[n].module if n in self.emas else m) for n, m in self.modules.items()}
+        return {**nets, **self.frozen}
+
+    # ------------------------------------------------------------------ results
+    def save_checkpoint(self) -> Path | None:
+        """Rank 0 writes the trained modules, their EMA copies and the training state (no frozen ones)."""
+        if not self.info.is_main:
             return None
         training = {
-            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
-            "scalers": {k: s.state_dict() for k, s in scalers.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "rng": checkpoint.torch_rng_states(),
         }
         state = {
-            "model": task.name,
-            "run_name": name,
-            "epoch": step // max(batches_per_epoch, 1),
-            "world_size": info.world_size,
-            "train": to_json_dict(config),
-            "model_options": to_json_dict(task.options),
-            "task": task.state_dict(),
+            "model": self.task.name,
+            "run_name": self.name,
+            "epoch": self.step // max(self.batches_per_epoch, 1),
+            "world_size": self.info.world_size,
+            "train": to_json_dict(self.config),
+            "model_options": to_json_dict(self.task.options),
+            "task": self.task.state_dict(),
             "rng": checkpoint.rng_state_json(),
         }
-        folder = run_dir / "checkpoints"
-        path = checkpoint.save(folder, step, modules, {n: e.module for n, e in emas.items()}, training, state)
-        checkpoint.prune(folder, config.keep_checkpoints)
+        folder = self.run_dir / "checkpoints"
+        emas = {n: e.module for n, e in self.emas.items()}
+        path = checkpoint.save(folder, self.step, self.modules, emas, training, state)
+        checkpoint.prune(folder, self.config.keep_checkpoints)
         return path
 
-    def export() -> tuple[Path | None, Path | None]:
-        if not info.is_main:
+    def export(self) -> tuple[Path | None, Path | None]:
+        """Rank 0 writes the task's export to RUN/weights and (unless told not to) the model store."""
+        if not self.info.is_main:
             return None, None
+        config = self.config
         trained = {
-            "model": task.name,
-            "steps": step,
+            "model": self.task.name,
+            "steps": self.step,
             "resolution": config.resolution,
-            "batch_size": per_step,
-            "data": [str(Path(d)) for d in config.data],
+            "batch_size": self.per_step,
+            "data": config.data_sources,
         }
-        nets = eval_nets()
-        weights = export_weights(task, nets, run_dir / "weights", trained)
+        nets = self.eval_nets()
+        weights = export_weights(self.task, nets, self.run_dir / "weights", trained)
         store = (
-            export_weights(task, nets, store_destination(task, name), trained)
+            export_weights(self.task, nets, store_destination(self.task, self.name), trained)
             if config.export_to_store
             else None
         )
         return weights, store
 
-    result = TrainResult(step=step, run_dir=run_dir)
-
-    # ------------------------------------------------------------------ the loop
-    stop = _StopFlag()
-    bar = _progress_bar(step, config.steps, enabled=info.is_main and show_progress)
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    t_last, step_last = time.perf_counter(), step
-    batches = _batches(loader, sampler, dataset, step, batches_per_epoch, config.batch_size)
-    with stop.installed():
-        try:
-            while step < config.steps:
-                images = next(batches).to(device, non_blocking=True)
-                rng = np.random.default_rng([config.seed, info.rank, step])
-                batch = task.prepare_batch(images, step, rng)
-                micro = _split(batch, config.accumulate)
-                for ph in phases:
-                    if not ph.active(step):
-                        continue
-                    _set_trainable(modules, ph.modules, trainable)
-                    opt = optimizers[ph.optimizer]
-                    opt.zero_grad(set_to_none=True)
-                    nets = {n: (ddp[n] if n in ph.modules and n in ddp else m) for n, m in modules.items()}
-                    for i, mb in enumerate(micro):
-                        with _sync(nets, ph.modules, i == len(micro) - 1), _autocast(device, amp_dtype):
-                            loss, logs = task.loss(ph.name, nets, mb, step)
-                        if not torch.isfinite(loss.detach()):
-                            raise FloatingPointError(
-                                f"{task.name}: the {ph.name} loss became {loss.item()} at step {step}; "
-                                "lower --lr or resume from an earlier checkpoint"
-                            )
-                        scalers[ph.name].scale(loss / len(micro)).backward()
-                        _accumulate(sums, counts, ph.name, loss, logs)
-                    params = [p for n in ph.modules for p in modules[n].parameters() if p.grad is not None]
-                    if config.grad_clip > 0:
-                        scalers[ph.name].unscale_(opt)
-                        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-                    scalers[ph.name].step(opt)
-                    scalers[ph.name].update()
-                    if ph.ema:
-                        for n in ph.modules:
-                            if n in emas:
-                                emas[n].update(modules[n], step)
-                _set_trainable(modules, tuple(modules), trainable)
-                for sch in schedulers.values():
-                    sch.step()
-                step += 1
-                bar.update(1)
-
-                # ---------------------------------------------------------- reporting
-                if step % config.log_every == 0 or step == config.steps:
-                    now = time.perf_counter()
-                    values = {k: sums[k] / counts[k] for k in sums}
-                    values["images_per_s"] = (step - step_last) * per_step / max(now - t_last, 1e-9)
-                    values["lr"] = next(iter(schedulers.values())).get_last_lr()[0]
-                    t_last, step_last = now, step
-                    sums.clear()
-                    counts.clear()
-                    reporter.scalars(step, values)
-                    result.losses.append({"step": step, **values})
-                    bar.set_postfix(_postfix(values), refresh=False)
-                    if progress_fn is not None:
-                        progress_fn(step, config.steps, values)
-                if info.is_main and (step % config.sample_every == 0 or step == config.steps) and val_set:
-                    _write_samples(task, eval_nets(), modules, val_set, config, device, reporter, step)
-                if val_set is not None and (step % config.val_every == 0 or step == config.steps):
-                    result.validation = _validate(task, eval_nets(), modules, val_set, config, info, device)
-                    reporter.scalars(step, result.validation, group="val")
-                    if info.is_main:
-                        bar.write(_val_line(step, result.validation))
-                if step % config.checkpoint_every == 0 and step < config.steps:
-                    result.checkpoint = save_checkpoint()
-                    reporter.flush()
-                if stop.check(info) or (abort_fn is not None and abort_fn()):
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            bar.close()
-            result.step = step
-            result.checkpoint = save_checkpoint()
-            result.weights, result.store_weights = export()
-            reporter.close()
-            if info.is_main:
-                print(
-                    f"\nstopped at step {step}; checkpoint {result.checkpoint}; resume with --resume {run_dir}",
-                    file=sys.stderr,
-                )
-            raise Interrupted(result) from None
-    bar.close()
-
-    # ------------------------------------------------------------------ finish
-    result.step = step
-    result.checkpoint = save_checkpoint()
-    result.weights, result.store_weights = export()
-    reporter.close()
-    distributed.barrier(info)
-    return result
+    def finish(self) -> None:
+        """The last checkpoint and the export, at the end or on a stop."""
+        self.result.step = self.step
+        self.result.checkpoint = self.save_checkpoint()
+        self.result.weights, self.result.store_weights = self.export()
+        self.reporter.close()
 
 
 # ---------------------------------------------------------------------- helpers
@@ -411,10 +515,17 @@ def _set_trainable(modules: Mapping[str, nn.Module], names: tuple[str, ...], tra
 
 
 def _split(batch: Batch, parts: int) -> list[Batch]:
+    """Micro-batches along dim 0 (lists such as captions are cut alike; the config makes the
+    batch size a multiple of ``parts``)."""
     if parts == 1:
         return [batch]
-    chunks = {k: v.chunk(parts) for k, v in batch.items()}
+    chunks = {k: v.chunk(parts) if isinstance(v, torch.Tensor) else _cut(v, parts) for k, v in batch.items()}
     return [{k: v[i] for k, v in chunks.items()} for i in range(parts)]
+
+
+def _cut(items: list, parts: int) -> list[list]:
+    size = len(items) // parts
+    return [items[i * size : (i + 1) * size] for i in range(parts)]
 
 
 def _accumulate(sums: dict, counts: dict, phase: str, loss: torch.Tensor, logs: Mapping[str, Any]) -> None:
@@ -427,11 +538,11 @@ def _accumulate(sums: dict, counts: dict, phase: str, loss: torch.Tensor, logs: 
 def _batches(
     loader: DataLoader,
     sampler: ResumableSampler,
-    dataset: ImageFolder,
+    dataset: ImageDataset,
     step: int,
     per_epoch: int,
     batch_size: int,
-) -> Iterator[torch.Tensor]:
+) -> Iterator[Batch]:
     if per_epoch < 1:
         raise DataError("not enough training images for one batch")
     epoch, offset = divmod(step, per_epoch)
@@ -453,137 +564,3 @@ def _load_module(module: nn.Module, state: dict[str, torch.Tensor], what: str) -
         raise checkpoint.CheckpointError(
             f"{what}: the checkpoint does not fit this model ({first}); were the model options changed?"
         ) from None
-
-
-@torch.no_grad()
-def _val_batches(
-    task: Task, val_set: ImageFolder, indices: list[int], config: TrainConfig, device: torch.device
-):
-    for start in range(0, len(indices), config.batch_size):
-        parts = []
-        for i in indices[start : start + config.batch_size]:
-            image = val_set[i].unsqueeze(0).to(device)
-            parts.append(task.prepare_batch(image, None, np.random.default_rng([config.seed, 7919, i])))
-        yield {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
-
-def _eval_mode(modules: Mapping[str, nn.Module], nets: Mapping[str, nn.Module]) -> list[nn.Module]:
-    was_training = [m for m in {id(m): m for m in [*modules.values(), *nets.values()]}.values() if m.training]
-    for m in was_training:
-        m.eval()
-    return was_training
-
-
-@torch.no_grad()
-def _validate(
-    task: Task,
-    nets: Mapping[str, nn.Module],
-    modules: Mapping[str, nn.Module],
-    val_set: ImageFolder,
-    config: TrainConfig,
-    info: distributed.DistInfo,
-    device: torch.device,
-) -> dict[str, float]:
-    """Per-image metrics averaged over the whole validation set (shards summed across ranks)."""
-    restore = _eval_mode(modules, nets)
-    sums: dict[str, float] = defaultdict(float)
-    count = 0
-    try:
-        indices = list(range(info.rank, len(val_set), info.world_size))
-        for batch in _val_batches(task, val_set, indices, config, device):
-            for key, values in task.validation_metrics(nets, batch).items():
-                finite = values[torch.isfinite(values)]
-                sums[key] += float(finite.sum())
-                sums[f"_n_{key}"] += float(finite.numel())
-            count += len(batch["image"])
-    finally:
-        for m in restore:
-            m.train()
-    keys = sorted(k for k in sums if not k.startswith("_n_"))
-    if info.enabled:
-        # every rank must take part with the same keys; ranks without images contribute zeros
-        all_keys = [None] * info.world_size
-        torch.distributed.all_gather_object(all_keys, keys)
-        keys = sorted({k for ks in all_keys for k in ks})
-    packed = torch.tensor(
-        [v for k in keys for v in (sums[k], sums[f"_n_{k}"])], dtype=torch.float64, device=device
-    )
-    distributed.all_reduce_sum(packed, info)
-    return {k: float(packed[2 * i] / packed[2 * i + 1]) for i, k in enumerate(keys) if packed[2 * i + 1] > 0}
-
-
-@torch.no_grad()
-def _write_samples(task, nets, modules, val_set, config, device, reporter: Reporter, step: int) -> None:
-    restore = _eval_mode(modules, nets)
-    try:
-        batch = next(_val_batches(task, val_set, list(range(min(8, len(val_set)))), config, device))
-        reporter.grid(step, task.sample_images(nets, batch))
-    finally:
-        for m in restore:
-            m.train()
-
-
-def _postfix(values: Mapping[str, float]) -> dict[str, str]:
-    out = {k.replace("/loss", ""): f"{v:.4g}" for k, v in values.items() if k.endswith("/loss")}
-    out["img/s"] = f"{values.get('images_per_s', 0):.1f}"
-    return out
-
-
-def _val_line(step: int, values: Mapping[str, float]) -> str:
-    return f"step {step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in values.items())
-
-
-class _NoBar:
-    def update(self, n: int) -> None: ...
-    def set_postfix(self, *a: Any, **k: Any) -> None: ...
-    def write(self, text: str) -> None:
-        print(text, file=sys.stderr)
-
-    def close(self) -> None: ...
-
-
-def _progress_bar(step: int, total: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr)
-
-
-class _StopFlag:
-    """First Ctrl+C / SIGTERM asks to stop after the current step; a second one stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-        def handler(signum: int, frame: Any) -> None:
-            if self.requested:
-                raise KeyboardInterrupt
-            self.requested = True
-            print(
-                "\nstopping after this step and saving a checkpoint (press Ctrl+C again to quit now)",
-                file=sys.stderr,
-            )
-
-        for s in previous:
-            signal.signal(s, handler)
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
-
-    def check(self, info: distributed.DistInfo) -> bool:
-        """All ranks agree: one rank asked to stop, so all stop after the same step."""
-        if not info.enabled:
-            return self.requested
-        flag = torch.tensor([1.0 if self.requested else 0.0], device=info.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())

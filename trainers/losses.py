@@ -1,4 +1,5 @@
-"""Losses shared by every model: masked L1/L2, Gram style, adversarial (non-saturating / hinge), R1.
+"""Losses shared by every model: masked L1/L2, Gram style, adversarial (non-saturating / hinge, taming's
+adaptive weight), R1.
 
 Images are (N, C, H, W); masks are (N, 1, H, W) floats with 1 = hole. Masked losses are averaged
 over the pixels of the region (and channels), so a small hole weighs as much as a large one.
@@ -74,22 +75,38 @@ def style_loss(pred_features: list[torch.Tensor], target_features: list[torch.Te
 
 
 # ------------------------------------------------------------------------ adversarial
+ADVERSARIAL = ("nonsaturating", "hinge")
+
+
+def _adversarial_kind(kind: str) -> str:
+    kind = kind.replace("-", "")  # "non-saturating" (taming's spelling) is the same loss
+    if kind not in ADVERSARIAL:
+        raise ValueError(f"adversarial loss must be nonsaturating or hinge, not {kind!r}")
+    return kind
+
+
 def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "nonsaturating") -> torch.Tensor:
     """Discriminator loss: softplus (non-saturating logistic, StyleGAN2) or hinge."""
-    if kind == "nonsaturating":
+    if _adversarial_kind(kind) == "nonsaturating":
         return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-    if kind == "hinge":
-        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
-    raise ValueError(f"adversarial loss must be nonsaturating or hinge, not {kind!r}")
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
 
 def g_loss(fake_logits: torch.Tensor, kind: str = "nonsaturating") -> torch.Tensor:
     """Generator loss: softplus(-D(G(z))) (non-saturating) or -D(G(z)) (hinge)."""
-    if kind == "nonsaturating":
+    if _adversarial_kind(kind) == "nonsaturating":
         return F.softplus(-fake_logits).mean()
-    if kind == "hinge":
-        return -fake_logits.mean()
-    raise ValueError(f"adversarial loss must be nonsaturating or hinge, not {kind!r}")
+    return -fake_logits.mean()
+
+
+def adaptive_gan_weight(
+    rec_loss: torch.Tensor, gan_loss: torch.Tensor, last_layer: torch.Tensor, max_weight: float = 1e4
+) -> torch.Tensor:
+    """taming's lambda: ``|grad rec| / |grad gan|`` at ``last_layer`` (detached), so neither term
+    drowns the other."""
+    rec_grad = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
+    gan_grad = torch.autograd.grad(gan_loss, last_layer, retain_graph=True)[0]
+    return (rec_grad.norm() / (gan_grad.norm() + 1e-4)).clamp(0.0, max_weight).detach()
 
 
 def r1_penalty(real_logits: torch.Tensor, real_inputs: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ Kinds:
   box          LaMa's random rectangles
   outpaint     box complement: keep one rectangle, the rest is the hole
   object       object-shaped masks from a folder of mask PNGs (needs ``mask_dir``)
+  silhouette   synthetic object-like shapes (a smooth blob with limbs), when there is no mask folder
   patch        InP-Net random patch masks, ratio up to the (warmed-up) maximum
   structured   InP-Net's square holes at the nine ``CENTER_DICT`` anchors
 """
@@ -267,6 +268,35 @@ class ObjectMasks:
         return hole
 
 
+def silhouette(
+    h: int, w: int, rng: np.random.Generator, size: tuple[float, float] = (0.3, 0.8)
+) -> np.ndarray:
+    """A synthetic object outline: a blob with a smooth random outline (a few low Fourier modes of its
+    radius) and 0-3 elongated limbs, ``size`` of the shorter side across, flipped and placed at random.
+    A stand-in for segmentation masks when the person has no mask folder."""
+    s = min(h, w)
+    radius = rng.uniform(*size) * s / 2
+    theta = np.linspace(0, 2 * math.pi, 64, endpoint=False)
+    r = np.ones_like(theta)
+    for k in range(1, 5):
+        r += rng.uniform(0, 0.35 / k) * np.cos(k * theta + rng.uniform(0, 2 * math.pi))
+    r *= radius / r.max()
+    sx, sy = rng.uniform(0.6, 1.0, 2)  # aspect: objects are rarely round
+    cx = rng.uniform(min(radius, w / 2), max(w - radius, w / 2))
+    cy = rng.uniform(min(radius, h / 2), max(h - radius, h / 2))
+    pts = np.stack([cx + sx * r * np.cos(theta), cy + sy * r * np.sin(theta)], 1)
+    canvas = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(canvas, [np.round(pts).astype(np.int32)], 1)
+    for _ in range(int(rng.integers(0, 4))):
+        a = rng.uniform(0, 2 * math.pi)
+        base = (int(cx + sx * radius * 0.6 * math.cos(a)), int(cy + sy * radius * 0.6 * math.sin(a)))
+        length = rng.uniform(0.4, 0.9) * radius
+        tip = (int(base[0] + length * math.cos(a)), int(base[1] + length * math.sin(a)))
+        cv2.line(canvas, base, tip, 1, thickness=max(1, int(rng.uniform(0.12, 0.3) * radius)))
+    out = canvas.astype(bool)
+    return np.ascontiguousarray(out[:, ::-1] if rng.random() < 0.5 else out)
+
+
 # ----------------------------------------------------------------------------- InP-Net masks
 def patch_mask(h: int, w: int, rng: np.random.Generator, patch: int, ratio: float) -> np.ndarray:
     """``round(ratio * L)`` random patches of the ``patch`` grid dropped (InP-Net / MAE masking)."""
@@ -331,6 +361,7 @@ KINDS = (
     "box",
     "outpaint",
     "object",
+    "silhouette",
     "patch",
     "structured",
 )
@@ -422,6 +453,8 @@ class MaskMixture:
         if kind == "object":
             assert self.objects is not None
             return self.objects(h, w, rng)
+        if kind == "silhouette":
+            return silhouette(h, w, rng)
         if kind == "patch":
             return patch_mask(h, w, rng, self.patch, self.ratio(rng, step))
         if kind == "structured":

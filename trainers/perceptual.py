@@ -59,9 +59,14 @@ class VGGFeatures(nn.Module):
     """``features`` of torchvision's VGG (same indices), returning the named ReLU outputs."""
 
     def __init__(
-        self, arch: str = "vgg16", layers: tuple[str, ...] = DEFAULT_LAYERS, device: str | None = None
+        self,
+        arch: str = "vgg16",
+        layers: tuple[str, ...] = DEFAULT_LAYERS,
+        device: str | None = None,
+        pre_activation: bool = False,
     ) -> None:
         super().__init__()
+        self.pre_activation = pre_activation  # take the conv output feeding each named ReLU (MAT does)
         if arch not in _CFGS:
             raise ValueError(f"arch must be vgg16 or vgg19, not {arch!r}")
         mods: list[nn.Module] = []
@@ -106,10 +111,12 @@ class VGGFeatures(nn.Module):
         """``images`` in [-1, 1] -> the requested feature maps, in ``layers`` order."""
         x = ((images + 1) / 2 - self.mean) / self.std
         out: dict[str, torch.Tensor] = {}
+        shift = 1 if self.pre_activation else 0
         for i, mod in enumerate(self.features):
             x = mod(x)
-            if self.names.get(i) in self.layers:
-                out[self.names[i]] = x
+            name = self.names.get(i + shift)
+            if name in self.layers:
+                out[name] = x  # the ReLUs are not in place: a pre-activation tensor stays as it is
         return [out[n] for n in self.layers]
 
 
@@ -170,38 +177,53 @@ class GradientPyramidLoss(nn.Module):
         return total / self.levels
 
 
-class PerceptualLoss(nn.Module):
-    """Sum over layers of the L1 distance of VGG features (weights frozen), or the fallback.
+LayerWeights = tuple[tuple[str, float], ...]
+DEFAULT_WEIGHTS: dict[str, LayerWeights] = {
+    "vgg16": tuple((n, 1.0) for n in DEFAULT_LAYERS),
+    "vgg19": tuple((n, 1.0) for n in ("relu1_2", "relu2_2", "relu3_4", "relu4_4")),
+}
 
-    ``uses_vgg`` tells which one is active; ``features`` exposes the VGG maps (for a style loss).
+
+class PerceptualLoss(nn.Module):
+    """Weighted sum over layers of the L1 distance of VGG features (weights frozen), or the fallback.
+
+    ``layers`` maps each architecture to its (layer, weight) pairs, since which file is found (VGG16
+    or VGG19) is only known at run time; ``pre_activation`` takes each layer's convolution output
+    instead of its ReLU. ``uses_vgg`` tells which loss is active; ``features`` exposes the VGG maps
+    (for a style loss).
     """
 
     def __init__(
-        self, weights: str | Path | None = None, layers: tuple[str, ...] = DEFAULT_LAYERS, quiet: bool = False
+        self,
+        weights: str | Path | None = None,
+        layers: dict[str, LayerWeights] | None = None,
+        pre_activation: bool = False,
+        quiet: bool = False,
     ) -> None:
         super().__init__()
         path = find_vgg_weights(weights)
         self.vgg: VGGFeatures | None = None
         self.fallback: GradientPyramidLoss | None = None
+        self.layer_weights: tuple[float, ...] = ()
         if path is None:
             if not quiet:
                 warnings.warn(
-                    "no VGG weights found (pass --vgg-weights FILE, e.g. torchvision's vgg16-397923af.pth, set "
-                    f"${VGG_ENV}, or put the file in {paths.models_dir() / 'vgg'}); the perceptual loss falls "
-                    "back to an L1 image + Sobel-gradient pyramid loss",
+                    "no VGG weights found (pass --vgg-weights FILE, e.g. torchvision's vgg16-397923af.pth or "
+                    f"vgg19-dcbb9e9d.pth, set ${VGG_ENV}, or put the file in {paths.models_dir() / 'vgg'}); "
+                    "the perceptual loss falls back to an L1 image + Sobel-gradient pyramid loss",
                     stacklevel=2,
                 )
             self.fallback = GradientPyramidLoss()
             self.source = "gradient-pyramid fallback"
-        else:
-            state = read_state(path)
-            arch = "vgg19" if any(k.startswith("features.34.") for k in state) else "vgg16"
-            if arch == "vgg19" and layers == DEFAULT_LAYERS:
-                layers = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
-            self.vgg = VGGFeatures(arch, layers, device="meta")  # no random init: the file fills it
-            self.vgg.load_torchvision(state)
-            self.vgg.requires_grad_(False).eval()
-            self.source = f"{arch} from {path}"
+            return
+        state = read_state(path)
+        arch = "vgg19" if any(k.startswith("features.34.") for k in state) else "vgg16"
+        names, self.layer_weights = zip(*(layers or DEFAULT_WEIGHTS)[arch], strict=True)
+        # no random init: the file fills it
+        self.vgg = VGGFeatures(arch, names, device="meta", pre_activation=pre_activation)
+        self.vgg.load_torchvision(state)
+        self.vgg.requires_grad_(False).eval()
+        self.source = f"{arch} from {path}"
 
     @property
     def uses_vgg(self) -> bool:
@@ -223,4 +245,5 @@ class PerceptualLoss(nn.Module):
             assert self.fallback is not None
             return self.fallback(pred, target)
         fp, ft = self.vgg(pred), self.vgg(target.detach())
-        return torch.stack([F.l1_loss(a, b) for a, b in zip(fp, ft, strict=True)]).sum()
+        terms = [w * F.l1_loss(a, b) for w, a, b in zip(self.layer_weights, fp, ft, strict=True)]
+        return torch.stack(terms).sum()

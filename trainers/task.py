@@ -9,9 +9,18 @@ and what to export. Extra numbers a model wants watched (codebook perplexity, ma
 accuracy, ...) come back from :meth:`Task.loss` and :meth:`Task.validation_metrics` as plain
 dicts and are logged as they are.
 
+A sample batch is a dict (``trainers/data.py``): ``image`` always, ``mask`` / ``mask_given`` when
+the data has masks (:func:`with_given_masks`), ``caption`` (a list of str) when it has captions.
+
+Frozen modules (:meth:`Task.build_frozen`: a VAE, a text encoder, a 3.4 GB UNet, a stage-1
+tokenizer) are used by the loss but never trained: the loop moves them to the device in eval mode
+and hands them over in ``nets`` beside the trained ones, and keeps them out of checkpoints,
+optimizers, EMA and DDP. The task builds them again on resume (from the paths in its options); they
+reach the exported weights only when :meth:`Task.export` puts them there.
+
 Rules for :meth:`Task.loss` (they keep DDP and gradient accumulation correct):
   * use ``nets[name]``: modules trained in this phase arrive wrapped (DDP) with gradients on,
-    the others arrive bare with gradients off;
+    the others (frozen ones included) arrive bare with gradients off;
   * call each trained net at most ONCE per call (concatenate real and fake batches for a
     discriminator), and return one scalar loss for the micro-batch;
   * every parameter of a trained net must take part in that loss: a penalty that leaves some out
@@ -33,7 +42,7 @@ from torch import nn
 from . import metrics
 from .config import TrainConfig
 
-Batch = dict[str, torch.Tensor]
+Batch = dict[str, Any]  # tensors sharing dim 0, and lists (captions) of the same length
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,10 @@ class Task(abc.ABC):
     def build_modules(self) -> dict[str, nn.Module]:
         """All networks, keyed by name (e.g. ``generator``, ``discriminator``), on the CPU."""
 
+    def build_frozen(self) -> dict[str, nn.Module]:
+        """Networks the loss uses but training leaves alone, keyed by name (see the module docstring)."""
+        return {}
+
     @abc.abstractmethod
     def build_optimizers(
         self, modules: Mapping[str, nn.Module], lr: float
@@ -99,7 +112,8 @@ class Task(abc.ABC):
         return (Phase("main", "main", tuple(self._module_names), ema=True),)
 
     def setup(self, modules: Mapping[str, nn.Module], device: torch.device) -> None:
-        """Called once the modules are on ``device`` (move helpers such as loss networks here)."""
+        """Called once the trained modules (and the frozen ones) are on ``device`` (move helpers such
+        as loss networks here)."""
         self.device = device
         self._module_names = list(modules)
 
@@ -143,9 +157,10 @@ class Task(abc.ABC):
 
     # ---------------------------------------------------------------- per step
     @abc.abstractmethod
-    def prepare_batch(self, images: torch.Tensor, step: int | None, rng: np.random.Generator) -> Batch:
-        """Images (N,3,H,W) in [-1,1] on the device -> every tensor the loss needs (masks drawn
-        from ``rng``). ``step`` is None for validation (no warm-up). Tensors must share dim 0."""
+    def prepare_batch(self, sample: Batch, step: int | None, rng: np.random.Generator) -> Batch:
+        """A sample batch on the device (``image`` (N,3,H,W) in [-1,1], maybe ``mask`` and
+        ``caption``) -> every tensor the loss needs (masks drawn from ``rng``). ``step`` is None for
+        validation (no warm-up). Tensors must share dim 0."""
 
     @abc.abstractmethod
     def loss(
@@ -191,3 +206,28 @@ class Task(abc.ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Restore what :meth:`state_dict` returned (nothing by default)."""
+
+
+def with_given_masks(sample: Batch, drawn: torch.Tensor) -> torch.Tensor:
+    """Holes (N,1,H,W), 1 = hole: the rows' own masks where the data has them, ``drawn`` elsewhere."""
+    if "mask" not in sample:
+        return drawn
+    given = sample["mask_given"].to(drawn.device).view(-1, 1, 1, 1)
+    return torch.where(given, sample["mask"].to(drawn), drawn)
+
+
+def gan_phases(r1_interval: int = 0) -> tuple[Phase, ...]:
+    """The usual GAN step: ``G`` (the generator, with EMA), ``D`` (the critic) and, when
+    ``r1_interval`` > 0, a lazy R1 phase ``Dreg`` on the critic's optimizer."""
+    phases = [
+        Phase("G", "generator", ("generator",), ema=True),
+        Phase("D", "discriminator", ("discriminator",)),
+    ]
+    if r1_interval > 0:
+        phases.append(Phase("Dreg", "discriminator", ("discriminator",), interval=r1_interval))
+    return tuple(phases)
+
+
+def bare(net: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (trained modules arrive wrapped in :meth:`Task.loss`)."""
+    return getattr(net, "module", net)

@@ -12,31 +12,37 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .geometry import Rect
+from .geometry import Rect, nonzero_box
 from .layers import Layer
+
+
+def contributing_layers(layers: Sequence[Layer], rect: Rect) -> list[Layer]:
+    """The visible layers that show inside ``rect``, bottom first: nothing under the topmost layer
+    that is fully opaque there. The one rule of the file compositor (here) and the screen's
+    (``session/display.py``, which blends premultiplied at a zoom level) alike."""
+    visible = [ly for ly in layers if ly.visible and ly.opacity > 0]
+    for i in range(len(visible) - 1, -1, -1):
+        ly = visible[i]
+        if ly.opacity >= 1.0 and ly.pixels[rect.slices][..., 3].min() == 255:
+            return visible[i:]
+    return visible
 
 
 def composite_rgba(layers: Sequence[Layer], shape: tuple[int, int], rect: Rect | None = None) -> np.ndarray:
     """Straight RGBA uint8 of the visible layers (bottom first) over transparency, within ``rect``."""
     rect = (rect or Rect.full(shape)).clipped(shape)
-    visible = [ly for ly in layers if ly.visible and ly.opacity > 0]
-    if not visible:
+    shown = contributing_layers(layers, rect)
+    if not shown:
         return np.zeros((rect.h, rect.w, 4), np.uint8)
-    start = 0
-    for i in range(len(visible) - 1, -1, -1):  # nothing under an opaque layer shows
-        ly = visible[i]
-        if ly.opacity >= 1.0 and ly.pixels[rect.slices][..., 3].min() == 255:
-            start = i
-            break
-    base = visible[start]
+    base = shown[0]
     out = base.pixels[rect.slices].copy()
     if base.opacity < 1.0:
         out[..., 3] = np.rint(out[..., 3] * base.opacity).astype(np.uint8)
-    for ly in visible[start + 1 :]:
+    for ly in shown[1:]:
         src = ly.pixels[rect.slices]
         box = content_box(src[..., 3])
         if box is not None:
-            _blend_over(out[box.slices], src[box.slices], ly.opacity)
+            blend_over(out[box.slices], src[box.slices], ly.opacity)
     return out
 
 
@@ -53,15 +59,21 @@ def composite_rgb(
 
 def content_box(alpha: np.ndarray) -> Rect | None:
     """Bounding box of the pixels with alpha > 0, or None when all are transparent."""
-    rows = np.flatnonzero(alpha.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(alpha[rows[0] : rows[-1] + 1].any(axis=0))
-    return Rect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    box = nonzero_box(alpha)
+    return None if box.empty else box
 
 
-def _blend_over(dst: np.ndarray, src: np.ndarray, opacity: float) -> None:
-    """``dst = src over dst`` in place, straight alpha, uint8."""
+def blend_over(dst: np.ndarray, src: np.ndarray, opacity: float = 1.0) -> None:
+    """``dst = src over dst`` in place, straight alpha, uint8; ``dst`` is RGBA or RGB (opaque).
+
+    The one 'over' blend of the project: flattening layers, pasting a fill in the CLI and the
+    app's result layers all go through it, so they agree pixel for pixel.
+    """
+    if dst.shape[-1] == 3:  # an opaque picture: blend as RGBA with alpha 255, keep it RGB
+        rgba = np.dstack([dst, np.full(dst.shape[:2], 255, np.uint8)])
+        blend_over(rgba, src, opacity)
+        dst[...] = rgba[..., :3]
+        return
     a_s = src[..., 3:4].astype(np.float32) * (opacity / 255.0)
     a_d = dst[..., 3:4].astype(np.float32) * (1.0 / 255.0)
     keep = a_d * (1.0 - a_s)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Rect:
@@ -61,3 +63,16 @@ class Rect:
     @staticmethod
     def full(shape: tuple[int, ...]) -> Rect:
         return Rect(0, 0, shape[1], shape[0])
+
+
+def nonzero_box(a: np.ndarray) -> Rect:
+    """The bounding box of a 2-D array's non-zero entries (an empty Rect when there are none).
+
+    The one bounding-box rule: masks (the hole a fill covers) and alpha channels (what a layer
+    covers) both go through it.
+    """
+    rows = np.flatnonzero(a.any(axis=1))
+    if rows.size == 0:
+        return Rect(0, 0, 0, 0)
+    cols = np.flatnonzero(a[rows[0] : rows[-1] + 1].any(axis=0))
+    return Rect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))

@@ -2,20 +2,24 @@
 
 An engine never touches Qt. The app's runner (a QThread) and the CLI both iterate
 ``engine.run(request, cancel)`` and react to the events; ``cancel()`` is polled between steps.
-Images in and out are RGB uint8 HxWx3 at the request's full size; masks are uint8 HxW with
-255 = fill, 0 = keep (values in between blend at paste-back).
+Images in are RGB uint8 HxWx3; masks are uint8 HxW with 255 = fill, 0 = keep (values in between
+are a soft edge). Images out are either the full picture or, with a :class:`Placement`, the fill at
+the mask's bounding box, pasted once where it lands (a layer in the app, a file in the CLI).
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ..core.compositing import blend_over
+from ..core.geometry import nonzero_box
 from .params import Param, resolve_params
 
 CancelFn = Callable[[], bool]
@@ -52,10 +56,48 @@ class Progress:
 
 
 @dataclass(frozen=True)
-class Preview:
-    """An intermediate full-size image (e.g. a MaskGIT step or a diffusion latent decode).
+class Placement:
+    """Where a fill goes in the full image, and with what weight: pasted once, where it lands.
 
-    ``overlay`` optionally marks, at full size (uint8 HxW, 255 = still unknown), which part of the
+    ``box`` (x0, y0, x1, y1) is the mask's bounding box in the full image; ``alpha`` (uint8, box
+    size) is the fill's weight: the person's mask (soft edges included) times any inward feather,
+    0 outside the mask. The app makes a layer of (fill, alpha); the CLI blends the fill into the
+    photo with :meth:`paste`. Both use ``core.compositing``'s one 'over' blend, so they agree pixel
+    for pixel and a soft edge is blended once.
+    """
+
+    box: tuple[int, int, int, int]
+    alpha: np.ndarray
+
+    def rgba(self, fill: np.ndarray) -> np.ndarray:
+        """The fill (box size, RGB) with this alpha: a result layer's pixels inside the box."""
+        return np.dstack([fill, self.alpha])
+
+    def paste(self, fill: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """A copy of the full ``image`` with ``fill`` blended in; pixels with alpha 0 stay identical."""
+        x0, y0, x1, y1 = self.box
+        out = image.copy()
+        blend_over(out[y0:y1, x0:x1], self.rgba(fill))
+        return out
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """An event whose ``image`` is either the whole picture (``placement`` None) or a fill at the
+    mask's bounding box, to be placed by ``placement``."""
+
+    def composited(self, image: np.ndarray) -> np.ndarray:
+        """This event's picture at the full size of ``image`` (the request's image)."""
+        placement: Placement | None = self.placement  # type: ignore[attr-defined]
+        picture: np.ndarray = self.image  # type: ignore[attr-defined]
+        return picture if placement is None else placement.paste(picture, image)
+
+
+@dataclass(frozen=True)
+class Preview(_Placed):
+    """An intermediate image (e.g. a MaskGIT step or a diffusion latent decode).
+
+    ``overlay`` optionally marks (uint8, the image's size, 255 = still unknown) which part of the
     fill is still undecided, so a UI can tint it. ``meta`` may offer a follow-up run from this
     step (see ``engines/followup.py``).
     """
@@ -65,26 +107,47 @@ class Preview:
     steps: int
     overlay: np.ndarray | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    placement: Placement | None = None
 
 
 @dataclass(frozen=True)
-class Variant:
-    """One of several alternative fills; ``meta`` holds what reproduces it (seed, noise id) and
-    may offer a follow-up run such as "More like this" (see ``engines/followup.py``)."""
+class Variant(_Placed):
+    """One of several alternative fills. ``seed`` reproduces this variant alone (a one-variant
+    request with that seed and the same ``meta`` inputs); ``meta`` holds what else reproduces it
+    and may offer a follow-up run such as "More like this" (see ``engines/followup.py``)."""
 
     image: np.ndarray
     index: int
     seed: int
     meta: Mapping[str, Any] = field(default_factory=dict)
+    placement: Placement | None = None
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(_Placed):
     image: np.ndarray
     meta: Mapping[str, Any] = field(default_factory=dict)
+    placement: Placement | None = None
 
 
 Event = Progress | Preview | Variant | Result
+
+
+def at_full_size(event: Event, image: np.ndarray) -> Event:
+    """``event`` with its picture (and overlay) at the full size of ``image``, pasted, unplaced.
+
+    For consumers that want whole pictures (benchmarks, trainer samples, tests); the app and the
+    CLI place fills themselves.
+    """
+    if not isinstance(event, (Preview, Variant, Result)) or event.placement is None:
+        return event
+    full = event.placement.paste(event.image, image)
+    if isinstance(event, Preview) and event.overlay is not None:
+        x0, y0, x1, y1 = event.placement.box
+        overlay = np.zeros(image.shape[:2], np.uint8)
+        overlay[y0:y1, x0:x1] = event.overlay
+        return replace(event, image=full, overlay=overlay, placement=None)
+    return replace(event, image=full, placement=None)
 
 
 # ----------------------------------------------------------------------------------- request
@@ -106,6 +169,12 @@ class Request:
     params: Mapping[str, Any] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
 
+    @cached_property
+    def mask_box(self) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) of the mask's non-zero pixels, or None when it is empty (computed once)."""
+        box = nonzero_box(self.mask)
+        return None if box.empty else (box.x, box.y, box.right, box.bottom)
+
     def validate(self) -> None:
         """Raise :class:`BadRequest` with a one-line reason for unusable input."""
         img, mask = self.image, self.mask
@@ -117,7 +186,7 @@ class Request:
             raise BadRequest(
                 f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}"
             )
-        if not mask.any():
+        if self.mask_box is None:
             raise BadRequest("the mask is empty: paint the region to fill first")
         if self.variants < 1:
             raise BadRequest("variants must be at least 1")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import cv2
-import numpy as np
 
 from .base import CancelFn, EngineInfo, Event, Progress, Request, Result, check_cancel
-from .framed import FramedEngine
+from .framed import FramedEngine, ModelInput, Params
 from .framing import framing_params
 from .params import Param
 
@@ -36,9 +34,8 @@ class ClassicalEngine(FramedEngine):
         needs_weights=False,
     )
 
-    def fill(
-        self, image: np.ndarray, mask: np.ndarray, request: Request, params: dict[str, Any], cancel: CancelFn
-    ) -> Iterator[Event]:
+    def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
+        image, mask = work.image, work.mask
         check_cancel(cancel)
         yield Progress(0, 1, "filling")
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)

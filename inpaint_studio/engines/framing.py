@@ -1,8 +1,9 @@
 """Shared framing: crop around the mask, resize to the model's size, pad, and paste back.
 
 Written once for every engine. The guarantee that matters: every pixel where the mask is 0 comes
-back byte-identical to the input. Inside the mask the model's output is blended with weight
-``mask / 255`` (so a soft mask edge feathers) and an optional inward feather ramp.
+back byte-identical to the input. Inside the mask the fill is blended once, where it lands, with
+weight ``mask / 255`` (so a soft mask edge feathers) times an optional inward feather ramp
+(:func:`paste_alpha`; see ``base.Placement``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from ..core.geometry import nonzero_box
 from .params import Param
 
 Strategy = Literal["crop", "resize", "original"]
@@ -84,27 +86,19 @@ class Frame:
         unpadded = output[:h, :w]
         return _resize(unpadded, self.crop_size, smooth=True)
 
-    def paste(self, output: np.ndarray, image: np.ndarray, mask: np.ndarray, feather: int = 0) -> np.ndarray:
-        """Blend the model output into ``image`` inside ``mask``; outside, pixels stay identical."""
-        x0, y0, x1, y1 = self.box
-        fill = self.output_to_crop(output)
-        crop_mask = mask[y0:y1, x0:x1]
-        alpha = paste_alpha(crop_mask, feather)
-        orig = image[y0:y1, x0:x1]
-        blended = np.rint(alpha[..., None] * fill.astype(np.float32) + (1.0 - alpha[..., None]) * orig)
-        blended = np.clip(blended, 0, 255).astype(np.uint8)
-        out = image.copy()
-        out[y0:y1, x0:x1] = np.where(crop_mask[..., None] > 0, blended, orig)
-        return out
+    def output_to_box(self, output: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The model output mapped back to the image and cut to ``box`` (which lies in the crop)."""
+        x0, y0, x1, y1 = box
+        cx, cy = self.box[0], self.box[1]
+        return np.ascontiguousarray(self.output_to_crop(output)[y0 - cy : y1 - cy, x0 - cx : x1 - cx])
 
-    def overlay_to_full(self, overlay: np.ndarray, full_shape: tuple[int, int]) -> np.ndarray:
-        """Map a model-size uint8 map (e.g. 'still unknown' tokens) back to the full image."""
-        x0, y0, x1, y1 = self.box
+    def overlay_to_box(self, overlay: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """A model-size uint8 map (e.g. 'still unknown' tokens) mapped back and cut to ``box``."""
+        x0, y0, x1, y1 = box
+        cx, cy = self.box[0], self.box[1]
         w, h = self.work_size
         crop = cv2.resize(overlay[:h, :w], self.crop_size, interpolation=cv2.INTER_NEAREST)
-        out = np.zeros(full_shape, np.uint8)
-        out[y0:y1, x0:x1] = crop
-        return out
+        return np.ascontiguousarray(crop[y0 - cy : y1 - cy, x0 - cx : x1 - cx])
 
 
 def paste_alpha(mask: np.ndarray, feather: int = 0) -> np.ndarray:
@@ -119,10 +113,11 @@ def paste_alpha(mask: np.ndarray, feather: int = 0) -> np.ndarray:
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    """(x0, y0, x1, y1) of the mask's non-zero pixels; ValueError when it is empty."""
+    box = nonzero_box(mask)
+    if box.empty:
         raise ValueError("empty mask")
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    return box.x, box.y, box.right, box.bottom
 
 
 def plan_frame(
@@ -133,13 +128,14 @@ def plan_frame(
     strategy: Strategy = "crop",
     context: float = 0.5,
     min_context: int = 16,
+    bbox: tuple[int, int, int, int] | None = None,
 ) -> Frame:
-    """Decide crop box, working size and padding for one request."""
+    """Decide crop box, working size and padding for one request (``bbox``: the mask's, if known)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown framing strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     h, w = image_hw
     if strategy == "crop":
-        box = _context_box(mask_bbox(mask), (w, h), native_size, context, min_context)
+        box = _context_box(bbox or mask_bbox(mask), (w, h), native_size, context, min_context)
     else:
         box = (0, 0, w, h)
     cw, ch = box[2] - box[0], box[3] - box[1]

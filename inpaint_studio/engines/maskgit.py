@@ -6,7 +6,9 @@ encoded to VQGAN tokens; tokens whose hole fraction exceeds ``token_threshold`` 
 the transformer decodes them over ``steps`` steps exactly as the official JAX decoder (see
 ``models/maskgit/decoding.py``); known tokens never change. After every step a Preview shows the
 committed tokens plus the current argmax guess for the rest, with ``overlay`` = the still-unknown
-token cells (255). ``variants`` N decodes N fills in one batch, variant i with seed ``seed + i``.
+token cells (255). ``variants`` N decodes N fills in one batch, variant i with its own seed
+``engines.seeds.variant_seed(seed, i)`` (so a variant reproduces alone, and the next take's
+variants never repeat this one's).
 
 Token lock (keep part of a preview and re-decode only the rest): every Result / Variant carries
 ``meta["step_tokens"]`` (steps x gh x gw int, the tokens each preview showed; -1 rows for steps
@@ -45,12 +47,13 @@ from .base import (
     Variant,
     check_cancel,
 )
-from .device import pick_device
 from .followup import FOLLOWUP_KEY, Followup
-from .framed import FramedEngine
-from .framing import framing_params, plan_frame
+from .framed import Geometry, ModelInput, Params
+from .framing import framing_params
+from .model_engine import ModelEngine
 from .params import Param
-from .weights import require_weights, weights_availability
+from .runtime import Runtime, runtime_params
+from .seeds import variant_seed
 
 ENGINE_ID = "maskgit"
 TITLE = "MaskGIT"
@@ -116,7 +119,7 @@ def _framing() -> tuple[Param, ...]:
     return tuple(out)
 
 
-class MaskGitEngine(FramedEngine):
+class MaskGitEngine(ModelEngine):
     info = EngineInfo(
         id=ENGINE_ID,
         title=TITLE,
@@ -183,6 +186,7 @@ class MaskGitEngine(FramedEngine):
                 help="class-conditioned weights only (e.g. ImageNet): steer the fill to a class; -1 = none",
             ),
             *_framing(),
+            *runtime_params("fp32"),
         ),
         yields_variants=True,
         yields_previews=True,
@@ -193,13 +197,15 @@ class MaskGitEngine(FramedEngine):
 
     def __init__(self, weights: str | Path | None = None, device: str | None = None) -> None:
         super().__init__(weights, device)
-        self._models: Any = None
+        self._given: tuple[Any, Any, Any] | None = None  # models handed over by from_models
         self._atlas: Any = None
 
     # ------------------------------------------------------------------ availability / weights
+    hint = HINT
+
     @classmethod
     def availability(cls, weights: str | Path | None = None) -> Availability:
-        avail = weights_availability(ENGINE_ID, TITLE, weights, HINT)
+        avail = super().availability(weights)
         if not avail.ok or avail.weights is None:
             return avail
         from ..models.bundle import read_config
@@ -241,50 +247,35 @@ class MaskGitEngine(FramedEngine):
         import torch
 
         engine = cls(device=device)
-        engine._models = (vqgan.eval().to(device), transformer.eval().to(device), torch.device(device))
-        engine._set_geometry(transformer.config.grid_size, vqgan.factor)
+        engine._given = (vqgan.eval().to(device), transformer.eval().to(device), torch.device(device))
         return engine
 
-    def _set_geometry(self, grid: int, factor: int) -> None:
-        """This model's native size and padding multiple replace the class defaults (256, 16)."""
-        self.info = replace(type(self).info, native_size=grid * factor, pad_multiple=factor)
+    def _load(self, params: Params) -> tuple[Any, Any, Any]:
+        """(vqgan, transformer, torch device): models given to :meth:`from_models`, else the shared ones."""
+        import torch
 
-    def _load(self) -> Any:
-        if self._models is None:
-            import torch
+        if self._given is not None:
+            return self._given
+        vqgan, transformer, atlas = self.component(params, "maskgit", _load_maskgit)
+        if self._atlas is None:
+            self._atlas = atlas  # None: rendered lazily, code by code
+        assert self._runtime is not None
+        return vqgan, transformer, torch.device(self._runtime.device)
 
-            from ..models.maskgit.checkpoint import load_atlas, load_maskgit
-
-            path = require_weights(ENGINE_ID, TITLE, self.weights, HINT)
-            try:
-                device = pick_device(self.device_preference)
-            except ValueError as err:
-                raise EngineError(str(err)) from None
-            try:
-                vqgan, transformer, _ = load_maskgit(path, device=device)
-            except ValueError as err:
-                raise EngineError(f"cannot load MaskGIT weights from {path}: {err}") from None
-            self._models = (vqgan, transformer, torch.device(device))
-            self._atlas = load_atlas(path, vqgan)  # None: rendered lazily, code by code
-            self._set_geometry(transformer.config.grid_size, vqgan.factor)
-        return self._models
+    def load(self, params: Params, cancel: CancelFn) -> Geometry:
+        """Load the VQGAN and transformer; the framing works at their token grid x VQGAN factor."""
+        vqgan, transformer, _ = self._load(params)
+        grid = transformer.config.grid_size
+        return Geometry(grid * vqgan.factor, vqgan.factor)
 
     # ------------------------------------------------------------------ run
-    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
-        self.resolve(request)  # reject bad input before loading anything
-        check_cancel(cancel)
-        yield Progress(0, 1, "loading MaskGIT")
-        self._load()  # sets the native size of these weights before framing
-        yield from super().run(request, cancel)
-
-    def fill(
-        self, image: np.ndarray, mask: np.ndarray, request: Request, params: dict[str, Any], cancel: CancelFn
-    ) -> Iterator[Event]:
+    def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
         import torch
 
         from ..models.maskgit.decoding import iterative_decode, make_generators
 
-        vqgan, transformer, device = self._load()
+        image, mask = work.image, work.mask
+        vqgan, transformer, device = self._load(params)
         cfg, factor = transformer.config, vqgan.factor
         gh, gw = image.shape[0] // factor, image.shape[1] // factor
         if (gh, gw) != (cfg.grid_size, cfg.grid_size) or image.shape[0] % factor or image.shape[1] % factor:
@@ -301,6 +292,7 @@ class MaskGitEngine(FramedEngine):
         t0 = time.perf_counter()
         with torch.no_grad():
             pixels = _to_tensor(_prefill(image, mask, params["prefill"]), device)
+            pixels = pixels.to(next(vqgan.parameters()).dtype)
             known_tokens = vqgan.encode_indices(pixels)[0]  # (gh, gw)
         timing["encode"] = time.perf_counter() - t0
 
@@ -317,7 +309,7 @@ class MaskGitEngine(FramedEngine):
             tokens, still_unknown, start_step = _apply_lock(lock, tokens, unknown, steps, cfg.codebook_size)
             locked, unknown = unknown & ~still_unknown, still_unknown
 
-        seeds = [int(request.seed) + i for i in range(variants)]
+        seeds = [variant_seed(request.seed, i) for i in range(variants)]
         batch_tokens = tokens.view(1, -1).repeat(variants, 1)
         batch_unknown = unknown.view(1, -1).repeat(variants, 1)
         step_tokens = np.full((variants, steps, gh, gw), -1, np.int32)
@@ -350,7 +342,7 @@ class MaskGitEngine(FramedEngine):
                     check_cancel(cancel)
                     t0 = time.perf_counter()
                     shown = state.preview[0].view(gh, gw)
-                    picture = self._preview(image, shown, touched, preview_mode)
+                    picture = self._preview(vqgan, image, shown, touched, preview_mode)
                     overlay = _overlay(state.unknown[0].view(gh, gw), factor)
                     timing["preview"] += time.perf_counter() - t0
                     meta = _vary_from_step(state, unknown | locked, steps, gh, gw)
@@ -361,22 +353,14 @@ class MaskGitEngine(FramedEngine):
             images = _to_uint8(vqgan.decode_indices(final.view(variants, gh, gw)))
         timing["decode"] = time.perf_counter() - t0
 
-        frame = plan_frame(
-            request.image.shape[:2],
-            request.mask,
-            self.info.native_size,
-            self.info.pad_multiple,
-            params["strategy"],
-            params["context"],
-        )
         base_meta = {
             "steps": steps,
             "schedule": params["schedule"],
             "start_step": start_step,
             "grid": (gh, gw),
             "factor": factor,
-            "box": frame.box,
-            "work_size": frame.work_size,
+            "box": work.frame.box,
+            "work_size": work.frame.work_size,
             "unknown": unknown.cpu().numpy(),  # tokens decoded in this run
             "locked": locked.cpu().numpy(),  # hole tokens kept from a TokenLock
             "timing": timing,
@@ -408,11 +392,10 @@ class MaskGitEngine(FramedEngine):
             raise BadRequest(f"class_id must be below {cfg.num_classes} for these weights")
         return torch.full((variants,), class_id, dtype=torch.long, device=device)
 
-    def _preview(self, image: np.ndarray, tokens: Any, touched: Any, mode: str) -> np.ndarray:
+    def _preview(self, vqgan: Any, image: np.ndarray, tokens: Any, touched: Any, mode: str) -> np.ndarray:
         """Preview image at model size: the decoded tokens over the hole's token window."""
         import torch
 
-        vqgan = self._models[0]
         f = vqgan.factor
         out = image.copy()
         gh, gw = tokens.shape
@@ -538,3 +521,13 @@ def _find_pair(source: Path) -> tuple[Path, Path]:
             f"{len(pths)} .pth ({', '.join(p.name for p in pths) or 'none'}) and {len(ckpts)} .ckpt"
         )
     return pths[0], ckpts[0]
+
+
+def _load_maskgit(path: Path, runtime: Runtime) -> tuple[Any, Any, Any]:
+    from ..models.maskgit.checkpoint import load_atlas, load_maskgit
+
+    try:
+        vqgan, transformer, _ = load_maskgit(path, device=runtime.device)
+    except ValueError as err:
+        raise EngineError(f"cannot load MaskGIT weights from {path}: {err}") from None
+    return vqgan.to(runtime.dtype), transformer.to(runtime.dtype), load_atlas(path, vqgan)

@@ -1,19 +1,19 @@
 """MAT: large-hole GAN inpainting with browsable variants.
 
 Every variant has its own latent z and its own pair of bottleneck keep maps (the dropout official
-MAT draws even in eval mode), all derived from (seed, index), so a variant is reproducible on its
-own and whatever batch it runs in. The image-only part of the network (the first stage's encoder
+MAT draws even in eval mode), all drawn from the variant's own seed (``engines/seeds.py``), so a
+variant is reproducible on its own and whatever batch it runs in. The image-only part of the network (the first stage's encoder
 and transformer down to the bottleneck, and the second-stage encoder's top levels outside the
 hole) runs once per request; the rest runs in batches of variants, its full-resolution levels
 only on a window around the hole when the hole is small enough for that to pay (exact up to float
-rounding: see models/mat/window.py). "More like this" (``near_variant_index``) makes new variants
-as small steps around a chosen variant's z, keeping its keep maps.
+rounding: see models/mat/window.py). "More like this" (``Request.meta["mat_near"]``, offered as a
+follow-up on every variant) makes new variants as small steps around a chosen variant's z, keeping
+its keep maps; it chains (more like a variant that was itself made that way).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +31,17 @@ from .base import (
     Variant,
     check_cancel,
 )
-from .device import pick_device
 from .followup import FOLLOWUP_KEY, Followup
-from .framed import FramedEngine
+from .framed import Geometry, ModelInput, Params
 from .framing import framing_params
+from .model_engine import ModelEngine
 from .params import Param
-from .weights import require_weights, weights_availability
+from .runtime import Runtime, runtime_params
+from .seeds import variant_seed
 
 ENGINE_ID = "mat"
 HINT = "train with `inpaint-studio-train mat` or import the official checkpoint with `inpaint-studio import mat FILE`"
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+NEAR_KEY = "mat_near"  # Request.meta: the reference chain of "More like this" (randomness.NearChain)
 # Variants per batch when batch_size is 0. On the CPU (benchmarks/bench_mat.py, 2 threads, 512 px)
 # 4 variants in one batch took 0.70-0.82 of the time of 4 separate engine runs; sharing the encoding
 # with batches of 1 did as well in one run (0.76), so the gain is the shared encoding more than the
@@ -48,7 +49,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 AUTO_BATCH = {"cpu": 4, "cuda": 8, "mps": 4}
 
 
-class MatEngine(FramedEngine):
+class MatEngine(ModelEngine):
     info = EngineInfo(
         id=ENGINE_ID,
         title="MAT",
@@ -90,22 +91,6 @@ class MatEngine(FramedEngine):
                 help="index of the first variant (ask for more with a higher one)",
             ),
             Param(
-                "near_variant_index",
-                "int",
-                -1,
-                minimum=-1,
-                advanced=True,
-                help="more like this: the index of the variant to vary around (-1 = off)",
-            ),
-            Param(
-                "near_variant_seed",
-                "int",
-                -1,
-                minimum=-1,
-                advanced=True,
-                help="more like this: the seed of that variant's request (-1 = this request's seed)",
-            ),
-            Param(
                 "spread",
                 "float",
                 0.3,
@@ -114,14 +99,8 @@ class MatEngine(FramedEngine):
                 step=0.05,
                 help="more like this: how far new variants step from the chosen one (0 = the same)",
             ),
-            Param(
-                "precision",
-                "choice",
-                "auto",
-                choices=PRECISIONS,
-                help="auto: fp16 on a CUDA GPU, fp32 elsewhere; bf16 is faster on CPUs with bf16 support",
-            ),
             *framing_params("crop", default_context=0.5),
+            *runtime_params(),
         ),
         yields_variants=True,
         native_size=512,
@@ -129,14 +108,7 @@ class MatEngine(FramedEngine):
         training_hint=HINT,
     )
 
-    def __init__(self, weights: str | Path | None = None, device: str | None = None) -> None:
-        super().__init__(weights, device)
-        self._model: Any = None
-        self._model_key: tuple[str, str, str] | None = None
-
-    @classmethod
-    def availability(cls, weights: str | Path | None = None):  # noqa: ANN206 - base signature
-        return weights_availability(ENGINE_ID, cls.info.title, weights, HINT)
+    hint = HINT
 
     @classmethod
     def import_weights(cls, source: Path, dest: Path) -> Path:
@@ -149,63 +121,30 @@ class MatEngine(FramedEngine):
             raise EngineError(f"cannot import {Path(source).name} as MAT weights: {err}") from err
 
     # ------------------------------------------------------------------------------ model
-    def _load(self, precision: str) -> tuple[Any, str, Any]:
-        import torch
-
-        from ..models.bundle import BundleError
-        from ..models.mat.checkpoint import load_generator
+    def load(self, params: Params, cancel: CancelFn) -> Geometry:
+        """The generator on the asked-for device and precision, through the shared component cache."""
         from ..models.mat.cpu_memory import keep_freed_memory
 
-        device = pick_device(self.device_preference)
-        kind = device.split(":")[0]
-        if precision == "auto":
-            precision = "fp16" if kind == "cuda" else "fp32"
-        if precision == "fp16" and kind == "cpu":
-            raise BadRequest("fp16 needs a GPU; on the CPU use precision fp32 or bf16")
-        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-        path = require_weights(ENGINE_ID, self.info.title, self.weights, HINT)
-        key = (str(path), device, precision)
-        if self._model_key != key:
-            self._model = None  # free the old one first
-            try:
-                model = load_generator(path)
-            except (BundleError, ValueError, RuntimeError, TypeError, KeyError) as err:
-                raise EngineError(f"cannot load MAT weights from {path}: {str(err).splitlines()[0]}") from err
-            self._model = model.requires_grad_(False).to(device=device, dtype=dtype)
-            self._model_key = key
-            # a 256 checkpoint (official CelebA-HQ 256) works at 256: frame for the weights' size
-            res = model.config.img_resolution
-            self.info = replace(type(self).info, native_size=res, pad_multiple=res)
-        if kind == "cpu":
+        model = self.component(params, "mat-generator", _load_generator)
+        if self._runtime is not None and self._runtime.device == "cpu":
             keep_freed_memory()
-        return self._model, device, dtype
+        res = model.config.img_resolution  # a 256 checkpoint (CelebA-HQ 256) is framed at 256
+        return Geometry(res, res)
 
     # ------------------------------------------------------------------------------ fill
-    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
-        params = self.resolve(request)  # reject a bad request before loading weights
-        yield Progress(0, 1, "loading MAT")
-        self._load(params["precision"])
-        check_cancel(cancel)
-        yield from super().run(request, cancel)
-
-    def fill(
-        self, image: np.ndarray, mask: np.ndarray, request: Request, params: dict[str, Any], cancel: CancelFn
-    ) -> Iterator[Event]:
+    def fill(self, work: ModelInput, request: Request, params: Params, cancel: CancelFn) -> Iterator[Event]:
         import torch
 
         from ..models.mat import KeepMaps, SampleStreams, variant_inputs
 
+        image, mask = work.image, work.mask
+        model, runtime = self._model, self._runtime
+        assert runtime is not None
         count = request.variants
-        check_cancel(cancel)
-        model, device, dtype = self._load(params["precision"])
-        kind = device.split(":")[0]
-        batch = params["batch_size"] or AUTO_BATCH.get(kind, 1)
-        batches = [range(s, min(s + batch, count)) for s in range(0, count, batch)]
+        batches = _batches(count, params["batch_size"] or AUTO_BATCH.get(runtime.device.split(":")[0], 1))
         total = 1 + 2 * len(batches)
-        near = None
-        if params["near_variant_index"] >= 0:
-            ref_seed = request.seed if params["near_variant_seed"] < 0 else params["near_variant_seed"]
-            near = (ref_seed, params["near_variant_index"], params["spread"])
+        near = _near_chain(request.meta.get(NEAR_KEY))
+        spread = float(params["spread"]) if near else 0.0
         yield Progress(0, total, "encoding the image")
 
         synthesis = model.synthesis
@@ -216,13 +155,14 @@ class MatEngine(FramedEngine):
         with torch.inference_mode():
             img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
             keep = torch.from_numpy(mask == 0)[None, None].float()
-            enc = synthesis.encode(img.to(device), keep.to(device))
+            enc = synthesis.encode(img.to(runtime.device), keep.to(runtime.device))
             check_cancel(cancel)
             for rows in batches:
                 yield Progress(done, total, f"variants {rows.start + 1}-{rows.stop} of {count}")
                 indices = [params["start_index"] + i for i in rows]
-                inputs = [variant_inputs(request.seed, i, model.config.z_dim, shapes, near) for i in indices]
-                z = torch.cat([v.z for v in inputs]).to(device)
+                seeds = [variant_seed(request.seed, i) for i in indices]
+                inputs = [variant_inputs(sd, model.config.z_dim, shapes, near, spread) for sd in seeds]
+                z = torch.cat([v.z for v in inputs]).to(runtime.device)
                 ws = model.mapping(z, truncation_psi=params["truncation_psi"])
                 noise_fn = SampleStreams([v.stream for v in inputs]).normal
                 out = synthesis.fill(
@@ -236,9 +176,9 @@ class MatEngine(FramedEngine):
                 done += 2
                 pixels = (out.image.float() * 127.5 + 127.5).round().clamp(0, 255).to(torch.uint8)
                 pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()
-                for row, index in enumerate(indices):
-                    meta = self._variant_meta(request.seed, index, params, near, dtype)
-                    variant = Variant(np.ascontiguousarray(pixels[row]), index, request.seed, meta)
+                for row, (index, seed) in enumerate(zip(indices, seeds, strict=True)):
+                    meta = _variant_meta(seed, index, params, near, spread, runtime)
+                    variant = Variant(np.ascontiguousarray(pixels[row]), index, seed, meta)
                     first = first or variant
                     yield variant
                 check_cancel(cancel)
@@ -246,25 +186,63 @@ class MatEngine(FramedEngine):
         assert first is not None
         yield Result(first.image, dict(first.meta))
 
-    @staticmethod
-    def _variant_meta(
-        seed: int, index: int, params: dict[str, Any], near: tuple[int, int, float] | None, dtype: Any
-    ) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "engine": ENGINE_ID,
-            "seed": seed,
-            "index": index,
-            "z_source": "seed" if near is None else "near",
-            "truncation_psi": params["truncation_psi"],
-            "noise_mode": params["noise_mode"],
-            "precision": str(dtype).removeprefix("torch."),
-        }
-        if near is not None:
-            meta.update(near_variant_seed=near[0], near_variant_index=near[1], spread=near[2])
-        else:  # a variant made "near" another is not reproducible as a reference (its z is a step away)
-            meta[FOLLOWUP_KEY] = Followup(
-                "More like this",
-                params={"near_variant_index": index, "near_variant_seed": seed},
-                tip=f"New variants as small steps around variant {index + 1} (the spread setting says how far)",
-            )
-        return meta
+
+def _load_generator(path: Path, runtime: Runtime) -> Any:
+    from ..models.bundle import BundleError
+    from ..models.mat.checkpoint import load_generator
+
+    try:
+        model = load_generator(path)
+    except (BundleError, ValueError, RuntimeError, TypeError, KeyError) as err:
+        raise EngineError(f"cannot load MAT weights from {path}: {str(err).splitlines()[0]}") from err
+    return model.requires_grad_(False).to(device=runtime.device, dtype=runtime.dtype)
+
+
+def _batches(count: int, batch: int) -> list[range]:
+    """The first variant alone, so it reaches the screen as fast as a single fill; then batches.
+
+    A batch yields only when all of it is done, and on the CPU batching saves little (1.3x for 4),
+    so a first batch of 4 would show the first variant after nearly 4 single fills.
+    """
+    if count <= 1:
+        return [range(0, count)]
+    return [range(0, 1)] + [range(s, min(s + batch, count)) for s in range(1, count, batch)]
+
+
+def _near_chain(value: Any) -> tuple[tuple[int, float], ...]:
+    """``Request.meta["mat_near"]`` (a tuple, or lists after a trip through JSON) as a NearChain."""
+    if not value:
+        return ()
+    try:
+        chain = tuple((int(s), float(sp)) for s, sp in value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"meta[{NEAR_KEY!r}] must be a list of (seed, spread) pairs") from None
+    return chain
+
+
+def _variant_meta(
+    seed: int,
+    index: int,
+    params: dict[str, Any],
+    near: tuple[tuple[int, float], ...],
+    spread: float,
+    runtime: Runtime,
+) -> dict[str, Any]:
+    chain = (*near, (seed, spread)) if near else ((seed, 0.0),)
+    meta: dict[str, Any] = {
+        "engine": ENGINE_ID,
+        "seed": seed,
+        "index": index,
+        "z_source": "near" if near else "seed",
+        "truncation_psi": params["truncation_psi"],
+        "noise_mode": params["noise_mode"],
+        "precision": runtime.precision,
+        FOLLOWUP_KEY: Followup(
+            "More like this",
+            meta={NEAR_KEY: chain},
+            tip="New variants as small steps around this one (the spread setting says how far)",
+        ),
+    }
+    if near:
+        meta[NEAR_KEY] = near  # with this seed, what reproduces the variant alone
+    return meta

@@ -86,6 +86,40 @@ def save_bundle(
     return folder
 
 
+BASE_MODEL_KEY = "base_model"
+
+
+def base_model_reference(path: str | Path, kind: str) -> dict[str, Any]:
+    """What a bundle's config stores (``extra={"base_model": ...}``) to use a model the person
+    already has (a local Stable Diffusion folder or file) by path, instead of copying gigabytes.
+
+    ``kind`` says what the path must be (e.g. ``"sd15-inpainting"``, ``"sd15"``).
+    """
+    return {"path": str(Path(path).expanduser().resolve()), "kind": kind}
+
+
+def base_model_of(folder: str | Path) -> tuple[Path, str] | None:
+    """The base model a bundle refers to, as (path, kind), or None when it stands alone.
+
+    A relative path is taken relative to the bundle. Raises :class:`BundleError` naming the path
+    when the base model is no longer where the bundle says.
+    """
+    folder = Path(folder)
+    ref = read_config(folder).get(BASE_MODEL_KEY)
+    if not ref:
+        return None
+    if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
+        raise BundleError(f"{folder / CONFIG_NAME}: {BASE_MODEL_KEY} must be {{'path': ..., 'kind': ...}}")
+    path = Path(ref["path"]).expanduser()
+    path = path if path.is_absolute() else (folder / path)
+    if not path.exists():
+        raise BundleError(
+            f"{folder} uses the base model {path}, which is not there any more: put it back or point "
+            f"the bundle's {CONFIG_NAME} '{BASE_MODEL_KEY}' at its new place"
+        )
+    return path, str(ref.get("kind", ""))
+
+
 def read_config(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     cfg_path = folder / CONFIG_NAME

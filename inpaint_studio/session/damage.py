@@ -8,10 +8,8 @@ turns "the layer stack changed" into the rectangle that really needs repainting.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..core.document import Document
-from ..core.geometry import Rect
+from ..core.geometry import Rect, nonzero_box
 from ..core.layers import Layer
 
 LARGE_EDIT = 0.25  # an edit covering this share of the picture is worth measuring exactly
@@ -19,12 +17,7 @@ LARGE_EDIT = 0.25  # an edit covering this share of the picture is worth measuri
 
 def content_box(layer: Layer) -> Rect:
     """The bounding box of the layer's non-transparent pixels (empty if none)."""
-    alpha = layer.pixels[..., 3]
-    rows = np.flatnonzero(alpha.any(axis=1))
-    if rows.size == 0:
-        return Rect(0, 0, 0, 0)
-    cols = np.flatnonzero(alpha[rows[0] : rows[-1] + 1].any(axis=0))
-    return Rect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    return nonzero_box(layer.pixels[..., 3])
 
 
 def _state(layer: Layer) -> tuple:

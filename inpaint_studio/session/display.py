@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from ..core.compositing import contributing_layers
 from ..core.geometry import Rect
 from ..core.layers import Layer
 
@@ -63,17 +64,10 @@ def render_layers(layers: Sequence[Layer], rect: Rect, level: int) -> np.ndarray
     Layers hidden under a fully opaque one are skipped, and so are layers that are transparent
     inside ``rect`` (a result layer only covers its fill), so most tiles cost one layer.
     """
-    visible = [ly for ly in layers if ly.visible and ly.opacity > 0]
-    if not visible or rect.empty:
+    if rect.empty:
         return None
-    start = 0
-    for i in range(len(visible) - 1, -1, -1):
-        ly = visible[i]
-        if ly.opacity >= 1.0 and ly.pixels[rect.slices][..., 3].min() == 255:
-            start = i
-            break
     acc: np.ndarray | None = None  # premultiplied RGBA, uint8 while a plain copy, float32 once blended
-    for ly in visible[start:]:
+    for ly in contributing_layers(layers, rect):
         px = ly.pixels[rect.slices]
         alpha = px[..., 3]
         if not alpha.any():

@@ -24,7 +24,7 @@ from ..core.compositing import composite_rgb
 from ..core.document import Document
 from ..core.geometry import Rect
 from ..core.layers import Layer
-from ..engines.base import Preview, Request, Result, Variant
+from ..engines.base import EngineError, Preview, Request, Result, Variant
 from ..engines.followup import Followup, followup_of
 from .display import OverlayPixels
 
@@ -41,6 +41,7 @@ class StepFrame:
     overlay: np.ndarray | None  # uint8, 255 = still undecided
     display: OverlayPixels | None = None  # ready to draw (with the undecided part tinted)
     followup: Followup | None = None  # a run the engine offers from this step
+    alpha: np.ndarray | None = None  # uint8, the crop's paste weight (None: the mask)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class VariantFrame:
     image: np.ndarray  # RGB, the job's crop
     display: OverlayPixels | None = None
     thumb: np.ndarray | None = None  # small RGB
+    alpha: np.ndarray | None = None  # uint8, the crop's paste weight (None: the mask)
 
     @property
     def followup(self) -> Followup | None:
@@ -62,6 +64,7 @@ class ResultFrame:
     image: np.ndarray  # RGB, the job's crop
     meta: Mapping[str, Any]
     layer_pixels: np.ndarray | None = None  # the result layer's RGBA, made on the worker
+    alpha: np.ndarray | None = None  # uint8, the crop's paste weight (None: the mask)
 
 
 @dataclass
@@ -74,6 +77,7 @@ class FillJob:
     mask: np.ndarray
     crop: Rect
     prompt: str = ""
+    negative_prompt: str = ""
     seed: int = 0
     variants_asked: int = 1
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -93,6 +97,8 @@ class FillJob:
     snapshot: tuple[Layer, ...] = ()  # the visible layers when the fill was asked for
     # what the engine saw (flattened on the worker); kept while follow-ups may repeat the run
     image: np.ndarray | None = None
+    image_ready: threading.Event = field(default_factory=threading.Event)  # set once ``image`` is built
+    source: FillJob | None = None  # a follow-up repeats this job's very picture
     offers_followups: bool = False  # some preview or variant carried a follow-up
     followups_taken: dict[Any, int] = field(default_factory=dict)  # per offer: how often taken
 
@@ -107,20 +113,16 @@ class FillJob:
     def release_snapshot(self) -> None:
         self.snapshot = ()
 
-    def layer_pixels(self, crop_rgb: np.ndarray) -> np.ndarray:
-        """The RGBA of a result layer: the fill inside the crop, alpha = the mask."""
+    def layer_pixels(self, crop_rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+        """The RGBA of a result layer: the fill inside the crop with its paste weight as alpha.
+
+        The weight is the engine's placement (the mask with its soft edge, times any feather), so
+        the layer blends the fill exactly once, as the CLI does when it writes a file.
+        """
         rgba = np.zeros((*self.mask.shape, 4), np.uint8)
         rgba[self.crop.slices][..., :3] = crop_rgb
-        rgba[..., 3] = self.mask
+        rgba[self.crop.slices][..., 3] = self.mask_crop if alpha is None else alpha
         return rgba
-
-
-def mask_bbox(mask: np.ndarray) -> Rect:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return Rect(0, 0, 0, 0)
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    return Rect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
 
 
 def short_title(title: str) -> str:
@@ -140,14 +142,26 @@ def visible_layers_snapshot(doc: Document) -> tuple[Layer, ...]:
 def build_request(job: FillJob) -> Request:
     """What the engine sees: the visible layers flattened over white (``Document.composite``)
     with the mask as it was when Fill was pressed. The layer copies are dropped afterwards.
-    A follow-up job comes with its parent's image and reuses it."""
+
+    A follow-up reuses its source job's picture. The source may still be running when the follow-up
+    is asked for, so its picture is read here, on the worker, when this job starts (jobs run one at
+    a time, so the source has built it by then); a source that never built one is an error.
+    """
+    if job.image is None and job.source is not None:
+        job.source.image_ready.wait(timeout=60.0)
+        job.image = job.source.image
+        if job.image is None:
+            raise EngineError("that fill can no longer be repeated: run a new fill")
+        job.source = None
     if job.image is None:
         job.image = composite_rgb(job.snapshot, job.mask.shape)
+    job.image_ready.set()
     job.release_snapshot()
     return Request(
         image=job.image,
         mask=job.mask,
         prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
         seed=job.seed,
         variants=job.variants_asked,
         params=dict(job.params),
@@ -163,21 +177,39 @@ def thumbnail(rgb: np.ndarray, size: int = THUMB_PIXELS) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
+def _crop_of(job: FillJob, ev: Preview | Variant | Result) -> tuple[np.ndarray, np.ndarray]:
+    """An event's picture at the job's crop and its paste weight there.
+
+    A placed event already is the fill at the mask's box with its weight; a whole picture (an
+    engine that blends itself) is cut to the crop and shown at full weight inside the mask, so it
+    is not blended a second time.
+    """
+    if ev.placement is not None:
+        x0, y0, x1, y1 = ev.placement.box
+        if (x0, y0, x1 - x0, y1 - y0) != (job.crop.x, job.crop.y, job.crop.w, job.crop.h):
+            raise ValueError("the engine placed its fill outside the mask's bounding box")
+        return np.ascontiguousarray(ev.image), ev.placement.alpha
+    image = np.ascontiguousarray(ev.image[job.crop.slices])
+    return image, np.where(job.mask_crop > 0, 255, 0).astype(np.uint8)
+
+
 def prepare_event(job: FillJob, ev: object) -> object:
     """Turn an engine event into what the panels use, on the worker: crops, overlays, thumbs."""
-    sl = job.crop.slices
     shape = job.mask.shape
     if isinstance(ev, Preview):
-        image = np.ascontiguousarray(ev.image[sl])
-        overlay = None if ev.overlay is None else np.ascontiguousarray(ev.overlay[sl])
-        display = OverlayPixels(shape, job.crop, image, job.mask_crop, tint=overlay)
-        return StepFrame(ev.step, ev.steps, image, overlay, display, followup_of(ev.meta))
+        image, alpha = _crop_of(job, ev)
+        overlay = None
+        if ev.overlay is not None:
+            overlay = ev.overlay if ev.placement is not None else ev.overlay[job.crop.slices]
+            overlay = np.ascontiguousarray(overlay)
+        display = OverlayPixels(shape, job.crop, image, alpha, tint=overlay)
+        return StepFrame(ev.step, ev.steps, image, overlay, display, followup_of(ev.meta), alpha)
     if isinstance(ev, Variant):
-        image = np.ascontiguousarray(ev.image[sl])
-        display = OverlayPixels(shape, job.crop, image, job.mask_crop)
-        return VariantFrame(ev.index, ev.seed, dict(ev.meta), image, display, thumbnail(image))
+        image, alpha = _crop_of(job, ev)
+        display = OverlayPixels(shape, job.crop, image, alpha)
+        return VariantFrame(ev.index, ev.seed, dict(ev.meta), image, display, thumbnail(image), alpha)
     if isinstance(ev, Result):
-        image = np.ascontiguousarray(ev.image[sl])
-        pixels = job.layer_pixels(image) if job.variants_asked <= 1 else None
-        return ResultFrame(image, dict(ev.meta), pixels)
+        image, alpha = _crop_of(job, ev)
+        pixels = job.layer_pixels(image, alpha) if job.variants_asked <= 1 else None
+        return ResultFrame(image, dict(ev.meta), pixels, alpha)
     return ev

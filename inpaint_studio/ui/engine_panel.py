@@ -183,6 +183,10 @@ class EnginePanel(QWidget):
         self.prompt.setPlaceholderText("Describe what should appear in the hole")
         self.prompt.setMaximumHeight(70)
         self.prompt_label = QLabel("Prompt", self)
+        self.negative_prompt = QPlainTextEdit(self)
+        self.negative_prompt.setPlaceholderText("What the fill should avoid (optional)")
+        self.negative_prompt.setMaximumHeight(46)
+        self.negative_label = QLabel("Negative prompt", self)
 
         self.fill_button = QToolButton(self)
         self.fill_button.setDefaultAction(fill_action)
@@ -211,6 +215,8 @@ class EnginePanel(QWidget):
         body.addWidget(self.weights_label)
         body.addWidget(self.prompt_label)
         body.addWidget(self.prompt)
+        body.addWidget(self.negative_label)
+        body.addWidget(self.negative_prompt)
         body.addWidget(settings_box)
         body.addLayout(general)
         body.addStretch(1)
@@ -322,13 +328,14 @@ class EnginePanel(QWidget):
         chosen = self.catalog.weights.get(engine_id)
         self.weights_label.setVisible(bool(chosen))
         self.weights_label.setText(f"Weights: {chosen}" if chosen else "")
-        self.form.set_schema(
-            info.params if info else (), self.settings.get_json(f"engine/params/{engine_id}", {})
-        )
+        shown = tuple(p for p in info.params if p.name != "device") if info else ()  # the Device row sets it
+        self.form.set_schema(shown, self.settings.get_json(f"engine/params/{engine_id}", {}))
         self.form.setEnabled(info is not None)
         takes_prompt = bool(info and info.takes_prompt)
-        self.prompt.setEnabled(takes_prompt)
-        self.prompt_label.setEnabled(takes_prompt)
+        for widget in (self.prompt, self.prompt_label):
+            widget.setEnabled(takes_prompt)
+        for widget in (self.negative_prompt, self.negative_label):
+            widget.setVisible(takes_prompt)  # shown only where it means something
         self.prompt.setPlaceholderText(
             "Describe what should appear in the hole"
             if takes_prompt
@@ -442,6 +449,7 @@ class EnginePanel(QWidget):
         return {
             "engine_id": self._engine_id,
             "prompt": self.prompt.toPlainText().strip() if self.prompt.isEnabled() else "",
+            "negative_prompt": self.negative_prompt.toPlainText().strip() if self.prompt.isEnabled() else "",
             "seed": self.seed.value(),
             "variants": self.variants.value() if self.variants.isEnabled() else 1,
             "params": self.form.values(),

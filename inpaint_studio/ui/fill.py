@@ -22,9 +22,11 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from ..core.document import Document
+from ..core.geometry import nonzero_box
 from ..core.layers import Layer
 from ..engines.base import BadRequest, EngineError, Progress
 from ..engines.followup import Followup, without_followup
+from ..engines.seeds import next_take_seed
 from ..session.catalog import EngineCatalog
 from ..session.jobs import (
     FillJob,
@@ -32,7 +34,6 @@ from ..session.jobs import (
     StepFrame,
     VariantFrame,
     build_request,
-    mask_bbox,
     prepare_event,
     short_title,
     visible_layers_snapshot,
@@ -84,6 +85,7 @@ class FillController(QObject):
         seed: int = 0,
         variants: int = 1,
         params: Mapping[str, Any] | None = None,
+        negative_prompt: str = "",
     ) -> FillJob:
         """Start (or queue) a fill of the document's mask. Raises EngineError when it cannot run."""
         doc = self._doc
@@ -93,7 +95,7 @@ class FillController(QObject):
         if not entry.availability.ok or entry.info is None:
             raise EngineError(entry.availability.reason or f"{engine_id} is not available")
         mask = doc.mask.copy()
-        crop = mask_bbox(mask)
+        crop = nonzero_box(mask)
         if crop.empty:
             raise BadRequest("the mask is empty: paint the region to fill first")
         job = FillJob(
@@ -103,6 +105,7 @@ class FillController(QObject):
             mask,
             crop,
             prompt=prompt,
+            negative_prompt=negative_prompt,
             seed=int(seed),
             variants_asked=max(1, int(variants)) if entry.info.yields_variants else 1,
             params=dict(params or {}),
@@ -114,13 +117,15 @@ class FillController(QObject):
         """Run ``followup`` from the finished-or-running ``job``: the same image, mask, prompt,
         settings and variant count, with the follow-up's overrides.
 
-        The first time an offer (``key``) is taken the job's seed is kept; taken again, the seed
-        moves on by one each time, so the person gets new samples around the same reference
-        (which the overrides pin on their own).
+        Each take of an offer (``key``) runs with a new seed (``engines.seeds.next_take_seed``:
+        never the parent's or an earlier take's variants), so the person gets new samples around
+        the same reference (which the overrides pin on
+        their own). The picture is the parent's, read when the follow-up starts (the parent may
+        not have built it yet).
         """
         if job.document is not self._doc or self._doc is None:
             raise EngineError("that fill belongs to a document that is no longer open")
-        if job.image is None:
+        if job.image is None and (job.finished or job.status == "queued"):
             raise EngineError("that fill can no longer be repeated: run a new fill")
         entry = self.catalog.entry(job.engine_id)
         if not entry.availability.ok:
@@ -134,13 +139,16 @@ class FillController(QObject):
             job.mask,
             job.crop,
             prompt=job.prompt,
-            seed=job.seed + taken,
+            negative_prompt=job.negative_prompt,
+            seed=next_take_seed(job.seed, taken),
             variants_asked=job.variants_asked,
             params={**job.params, **followup.params},
             meta={**job.meta, **followup.meta},
             parent_id=job.id,
         )
         child.image = job.image  # the very picture the parent filled, not what the document is now
+        if child.image is None:
+            child.source = job  # the parent is still running: its picture is read when this starts
         return self._submit(child)
 
     def _submit(self, job: FillJob) -> FillJob:
@@ -176,6 +184,8 @@ class FillController(QObject):
         meta: dict[str, Any] = {"engine": job.engine_id, "seed": job.seed, "params": dict(job.params)}
         if job.prompt:
             meta["prompt"] = job.prompt
+        if job.negative_prompt:
+            meta["negative_prompt"] = job.negative_prompt
         if variant is None:
             if job.result is None:
                 raise EngineError("this fill has no result")
@@ -183,7 +193,7 @@ class FillController(QObject):
             meta.update(without_followup(job.result.meta))
             pixels = job.result.layer_pixels
             if pixels is None:
-                pixels = job.layer_pixels(job.result.image)
+                pixels = job.layer_pixels(job.result.image, job.result.alpha)
         else:
             frame = next((v for v in job.variants if v.index == variant), None)
             if frame is None:
@@ -191,7 +201,7 @@ class FillController(QObject):
             name = name or (self.namer(job, frame.index) if self.namer else None)
             name = name or f"{title} variant {frame.index + 1}"
             meta.update(without_followup(frame.meta), variant=frame.index, seed=frame.seed)
-            pixels = job.layer_pixels(frame.image)
+            pixels = job.layer_pixels(frame.image, frame.alpha)
         # the same layer Document.add_result_layer makes, with its pixels built off the GUI thread
         layer = job.document.add_layer(Layer(name, "result", pixels, meta=meta), label=f"Fill: {name}")
         job.landed.append(layer.id)

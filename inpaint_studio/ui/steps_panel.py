@@ -124,7 +124,12 @@ class StepsPanel(QWidget):
         if overlay is None:
             overlay = self._cache.get(position)
         if overlay is None:  # the plain (untinted) version is made here, on request
-            overlay = OverlayPixels(job.document.shape, job.crop, frame.image, job.mask_crop)
+            overlay = OverlayPixels(
+                job.document.shape,
+                job.crop,
+                frame.image,
+                job.mask_crop if frame.alpha is None else frame.alpha,
+            )
             self._cache[position] = overlay
         self.canvas.set_overlay(overlay, f"Step {frame.step} of {frame.steps}", owner=self)
         return True

@@ -332,7 +332,12 @@ class VariantsPanel(QWidget):
         frame = self._frame(index, job) if index != RESULT else None
         overlay = (frame.display if frame is not None else None) or self._overlays.get((job.id, index))
         if overlay is None:
-            overlay = OverlayPixels(job.document.shape, job.crop, image, job.mask_crop)
+            alpha = frame.alpha if frame is not None else None
+            if index == RESULT and job.result is not None:
+                alpha = job.result.alpha
+            overlay = OverlayPixels(
+                job.document.shape, job.crop, image, job.mask_crop if alpha is None else alpha
+            )
             self._overlays[(job.id, index)] = overlay
         name = entry.name if entry is not None else str(index + 1)
         self.canvas.set_overlay(overlay, f"{'Fill' if index == RESULT else 'Variant'} {name}", owner=self)

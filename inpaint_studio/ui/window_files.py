@@ -29,6 +29,7 @@ from ..core.autosave import RecoveryEntry
 from ..core.document import MASK
 from ..core.imageio import ImageError
 from ..core.project import ProjectError
+from ..core.resources import resource
 from ..session import files
 from .autosave import RecoveryDialog, snapshot
 from .file_ops import EditWatch, FileOp
@@ -36,7 +37,7 @@ from .file_ops import EditWatch, FileOp
 log = logging.getLogger(__name__)
 
 
-SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "coffee.png"
+SAMPLE = resource("samples", "coffee.png")
 
 
 @contextmanager

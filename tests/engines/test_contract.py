@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from inpaint_studio.engines import registry
-from inpaint_studio.engines.base import BadRequest, Cancelled, Progress, Request, Result
+from inpaint_studio.engines.base import BadRequest, Cancelled, Progress, Request, Result, at_full_size
 from inpaint_studio.engines.params import Param, resolve_params
 from inpaint_studio.engines.weights import weights_availability
 
@@ -58,7 +58,8 @@ def test_classical_engine_fills_and_respects_cancel():
     damaged = img.copy()
     damaged[mask > 0] = rng.integers(0, 256, (int((mask > 0).sum()), 3), dtype=np.uint8)
     for method in ("telea", "ns"):
-        events = list(engine.run(Request(damaged, mask, params={"method": method, "radius": 3})))
+        request = Request(damaged, mask, params={"method": method, "radius": 3})
+        events = [at_full_size(e, damaged) for e in engine.run(request)]
         assert isinstance(events[0], Progress) and isinstance(events[-1], Result)
         out = events[-1].image
         assert np.array_equal(out[mask == 0], damaged[mask == 0])
@@ -77,8 +78,12 @@ def test_registry_lists_engines_lazily_and_explains():
     assert entry.availability.ok and entry.info.id == "classical" and not entry.info.needs_weights
     with pytest.raises(ValueError, match="unknown engine"):
         registry.engine_class("nope")
-    for e in registry.describe_all():  # every registered engine says available or why not
-        assert e.availability.ok or e.availability.reason
+    for e in registry.describe_all():  # the store is empty here: weightless engines only, the rest say how
+        if e.info.needs_weights:
+            reason = e.availability.reason
+            assert not e.availability.ok and ("inpaint-studio" in reason or "--weights" in reason), e.info.id
+        else:
+            assert e.availability.ok and not e.availability.reason, e.info.id
 
 
 def test_weights_availability_reasons(tmp_path):

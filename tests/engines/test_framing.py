@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inpaint_studio.engines.base import EngineInfo, Event, Preview, Request, Result
+from inpaint_studio.engines.base import EngineInfo, Event, Preview, Request, Result, at_full_size
 from inpaint_studio.engines.framed import FramedEngine
 from inpaint_studio.engines.framing import framing_params, paste_alpha, plan_frame
 
@@ -23,7 +23,8 @@ class NoiseEngine(FramedEngine):
     native = None
     seen_shapes: list = []
 
-    def fill(self, image, mask, request, params, cancel) -> Iterator[Event]:
+    def fill(self, work, request, params, cancel) -> Iterator[Event]:
+        image, mask = work.image, work.mask
         assert image.shape[:2] == mask.shape and image.dtype == np.uint8
         assert set(np.unique(mask)) <= {0, 255}
         type(self).seen_shapes.append(image.shape)
@@ -83,7 +84,7 @@ def test_outside_mask_is_byte_identical(data, native, multiple, strategy, contex
     request = Request(
         image, mask, seed=1, params={"strategy": strategy, "context": context, "feather": feather}
     )
-    events = list(engine.run(request))
+    events = [at_full_size(e, request.image) for e in engine.run(request)]
     for event in events:
         if isinstance(event, (Preview, Result)):
             out = event.image

@@ -8,10 +8,19 @@ import torch
 
 from inpaint_studio.core import paths
 from inpaint_studio.engines import registry
-from inpaint_studio.engines.base import BadRequest, Cancelled, EngineError, Request, Result, WeightsMissing
+from inpaint_studio.engines.base import (
+    BadRequest,
+    Cancelled,
+    EngineError,
+    Request,
+    Result,
+    WeightsMissing,
+    at_full_size,
+)
 from inpaint_studio.engines.inpnet import InpNetEngine
 from inpaint_studio.models.bundle import save_bundle
 from inpaint_studio.models.mae.inpnet import InpNet, InpNetConfig
+from tests.engines.device_check import assert_cuda_is_one_line_exit_1
 
 TINY = InpNetConfig(
     img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, skip_layers=(2, 1), bridge_dim=32,
@@ -40,7 +49,7 @@ def photo():
 
 
 def _result(engine, image, mask, **params):
-    events = list(engine.run(Request(image, mask, params=params)))
+    events = [at_full_size(e, image) for e in engine.run(Request(image, mask, params=params))]
     assert isinstance(events[-1], Result)
     return events[-1].image
 
@@ -65,7 +74,8 @@ def test_fills_only_the_hole_deterministically(weights, photo):
     assert np.array_equal(out[mask == 0], image[mask == 0])
     assert not np.array_equal(out[mask > 0], image[mask > 0])
     assert np.array_equal(out, _result(engine, image, mask))
-    assert engine.info.native_size == 32 and engine.info.pad_multiple == 8  # taken from the weights
+    geometry = engine.load({"device": "cpu", "precision": "fp32"}, lambda: False)
+    assert (geometry.native_size, geometry.pad_multiple) == (32, 8)  # taken from the weights
 
 
 def test_hole_threshold_changes_what_the_encoder_sees(weights, photo):
@@ -102,3 +112,7 @@ def test_broken_weights_give_a_clear_error(tmp_path, photo):
         _result(InpNetEngine(weights=folder, device="cpu"), image, mask)
     other = save_bundle(tmp_path / "mat", "mat", {}, {"x": torch.zeros(1)})
     assert "not InP-Net" in InpNetEngine.availability(other).reason
+
+
+def test_an_unusable_device_is_one_line_and_exit_1(weights, tmp_path, capsys) -> None:
+    assert_cuda_is_one_line_exit_1("inpnet", weights, tmp_path, capsys)

@@ -16,12 +16,15 @@ from inpaint_studio.engines.base import (
     Request,
     Result,
     Variant,
+    at_full_size,
 )
 from inpaint_studio.engines.followup import followup_of
 from inpaint_studio.engines.maskgit import LOCK_KEY, MaskGitEngine, TokenLock, keep_mask_to_grid
+from inpaint_studio.engines.seeds import next_take_seed, variant_seed
 from inpaint_studio.models.bundle import save_bundle
 from inpaint_studio.models.maskgit import MaskGitConfig, MaskGitTransformer, save_maskgit
 from inpaint_studio.models.vqgan import VQGAN, VQGANConfig
+from tests.engines.device_check import assert_cuda_is_one_line_exit_1
 
 GRID, FACTOR, CB = 8, 4, 64
 
@@ -68,7 +71,7 @@ def photo():
 def run(engine, photo, **kw):
     img, mask = photo
     params = {"steps": 5, **kw.pop("params", {})}
-    return list(engine.run(Request(img, mask, params=params, **kw)))
+    return [at_full_size(e, img) for e in engine.run(Request(img, mask, params=params, **kw))]
 
 
 def test_registered_and_described():
@@ -135,7 +138,8 @@ def test_variants_batched_and_distinct(engine, photo):
     events = run(engine, photo, seed=4, variants=3)
     variants = [e for e in events if isinstance(e, Variant)]
     result = events[-1]
-    assert [v.index for v in variants] == [0, 1, 2] and [v.seed for v in variants] == [4, 5, 6]
+    assert [v.index for v in variants] == [0, 1, 2]
+    assert [v.seed for v in variants] == [variant_seed(4, i) for i in range(3)]
     assert np.array_equal(result.image, variants[0].image)
     tokens = [v.meta["tokens"] for v in variants]
     assert not np.array_equal(tokens[0], tokens[1]) and not np.array_equal(tokens[1], tokens[2])
@@ -144,6 +148,9 @@ def test_variants_batched_and_distinct(engine, photo):
     # variant 0 of a batch is the single run with the same seed
     single = run(engine, photo, seed=4)[-1]
     assert np.array_equal(single.meta["tokens"], tokens[0])
+    # and every variant reproduces alone from its own seed
+    alone = run(engine, photo, seed=variants[2].seed)[-1]
+    assert np.array_equal(alone.meta["tokens"], tokens[2])
 
 
 def test_known_tokens_come_from_the_encoder(engine, photo):
@@ -200,7 +207,7 @@ def test_lock_keeps_locked_tokens(engine, photo):
 def test_previews_offer_vary_from_this_step(engine, photo):
     img, mask = photo
     request = Request(img, mask, seed=1, params={"steps": 6})
-    events = list(engine.run(request))
+    events = [at_full_size(e, request.image) for e in engine.run(request)]
     previews = [e for e in events if isinstance(e, Preview)]
     first = events[-1]
     offers = [followup_of(p.meta) for p in previews]
@@ -211,7 +218,7 @@ def test_previews_offer_vary_from_this_step(engine, photo):
     assert lock.start_step == 3 and np.array_equal(lock.tokens, first.meta["step_tokens"][2])
     assert lock.keep.any() and (unknown & ~lock.keep).any() and not (lock.keep & ~unknown).any()
     # the follow-up run keeps what step 3 decided and decodes only the rest, from step 4
-    second = list(engine.run(offers[2].apply(request, seed=5)))
+    second = [at_full_size(e, request.image) for e in engine.run(offers[2].apply(request, seed=5))]
     again = [e for e in second if isinstance(e, Preview)]
     assert [p.step for p in again] == [4, 5, 6]
     result = second[-1]
@@ -279,7 +286,28 @@ def test_import_valeoai_and_taming_pair(reference_dir, tmp_path):
     img = np.full((40, 40, 3), 120, np.uint8)
     mask = np.zeros((40, 40), np.uint8)
     mask[10:20, 10:20] = 255
-    events = list(engine.run(Request(img, mask, params={"steps": 4, "class_id": 3})))
-    assert engine.info.native_size == 16 and engine.info.pad_multiple == 4
+    events = [
+        at_full_size(e, img) for e in engine.run(Request(img, mask, params={"steps": 4, "class_id": 3}))
+    ]
+    geometry = engine.load({"device": "cpu", "precision": "fp32"}, lambda: False)
+    assert (geometry.native_size, geometry.pad_multiple) == (16, 4)
     assert sum(isinstance(e, Preview) for e in events) == 4
     assert np.array_equal(events[-1].image[mask == 0], img[mask == 0])
+
+
+def test_an_unusable_device_is_one_line_and_exit_1(weights, tmp_path, capsys) -> None:
+    assert_cuda_is_one_line_exit_1("maskgit", weights, tmp_path, capsys)
+
+
+def test_two_takes_of_vary_from_this_step_never_repeat_a_fill(engine, photo):
+    """The app runs a follow-up again with ``next_take_seed``: every take's variants are new."""
+    img, mask = photo
+    request = Request(img, mask, seed=3, variants=2, params={"steps": 6})
+    events = list(engine.run(request))
+    offer = followup_of([e for e in events if isinstance(e, Preview)][1].meta)
+    assert offer is not None
+    fills = [tuple(v.meta["tokens"].ravel()) for v in events if isinstance(v, Variant)]
+    for take in range(2):
+        again = engine.run(offer.apply(request, seed=next_take_seed(request.seed, take)))
+        fills += [tuple(v.meta["tokens"].ravel()) for v in again if isinstance(v, Variant)]
+    assert len(fills) == 6 and len(set(fills)) == 6

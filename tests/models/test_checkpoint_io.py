@@ -83,3 +83,29 @@ def test_code_in_a_pickle_is_refused_not_run(tmp_path, fmt):
     with pytest.raises(UnsafeCheckpointError, match="could run code"):
         safe_load(path)
     assert not marker.exists()
+
+
+def test_a_bundle_refers_to_a_base_model_by_path_without_copying_it(tmp_path):
+    import torch
+
+    from inpaint_studio.models.bundle import (
+        BundleError,
+        base_model_of,
+        base_model_reference,
+        save_bundle,
+    )
+
+    base = tmp_path / "sd15-inpainting"
+    (base / "unet").mkdir(parents=True)
+    (base / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"x" * 4096)
+    ref = base_model_reference(base, "sd15-inpainting")
+    folder = save_bundle(tmp_path / "asuka", "asuka", {}, {"w": torch.zeros(2)}, extra={"base_model": ref})
+    assert base_model_of(folder) == (base.resolve(), "sd15-inpainting")
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 4096, "the base model is not copied in"
+    plain = save_bundle(tmp_path / "plain", "mat", {}, {"w": torch.zeros(2)})
+    assert base_model_of(plain) is None
+    (base / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    (base / "unet").rmdir()
+    base.rmdir()
+    with pytest.raises(BundleError, match="not there any more"):
+        base_model_of(folder)

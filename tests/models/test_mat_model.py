@@ -12,9 +12,9 @@ from inpaint_studio.models.mat import (
     MatGenerator,
     SampleStreams,
     draw_keep_maps,
+    generator_seed,
     seeded_generator,
     variant_inputs,
-    variant_seed,
 )
 from inpaint_studio.models.mat.discriminator import MatDiscriminator, MinibatchStdLayer
 
@@ -205,16 +205,21 @@ def test_critic_keeps_reals_and_fakes_in_separate_minibatch_std_groups() -> None
 
 def test_variant_inputs_are_reproducible_and_more_like_this_starts_at_the_reference() -> None:
     shapes = ((1, 16, 12), (1, 8, 4, 4))
-    a, b = variant_inputs(7, 2, 16, shapes), variant_inputs(7, 2, 16, shapes)
+    a, b = variant_inputs(7, 16, shapes), variant_inputs(7, 16, shapes)
     assert torch.equal(a.z, b.z) and torch.equal(a.keep_maps.stage2, b.keep_maps.stage2)
-    other = variant_inputs(7, 3, 16, shapes)
+    other = variant_inputs(8, 16, shapes)
     assert not torch.equal(a.z, other.z)
-    same = variant_inputs(9, 0, 16, shapes, near=(7, 2, 0.0))
+    same = variant_inputs(9, 16, shapes, near=((7, 0.0),), spread=0.0)
     assert torch.equal(same.z, a.z) and torch.equal(same.keep_maps.stage1, a.keep_maps.stage1)
-    step = variant_inputs(9, 0, 16, shapes, near=(7, 2, 0.3))
+    step = variant_inputs(9, 16, shapes, near=((7, 0.0),), spread=0.3)
     assert torch.equal(step.keep_maps.stage1, a.keep_maps.stage1)
     assert 0 < (step.z - a.z).norm() < (other.z - a.z).norm()
-    assert variant_seed(7, 2) != variant_seed(7, 3) != variant_seed(8, 2)
+    # a chain: one more step from the stepped variant, reproducible, and further from the root
+    deeper = variant_inputs(5, 16, shapes, near=((7, 0.0), (9, 0.3)), spread=0.3)
+    again = variant_inputs(5, 16, shapes, near=((7, 0.0), (9, 0.3)), spread=0.3)
+    assert torch.equal(deeper.z, again.z) and not torch.equal(deeper.z, step.z)
+    assert torch.equal(variant_inputs(5, 16, shapes, near=((7, 0.0), (9, 0.3)), spread=0.0).z, step.z)
+    assert generator_seed(7) != generator_seed(8) and generator_seed(7) != generator_seed(7, "near")
 
 
 def test_generator_and_discriminator_train_end_to_end() -> None:

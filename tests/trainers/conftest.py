@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 
 def make_images(
@@ -42,3 +44,33 @@ def photo_dir(tmp_path: Path) -> Path:
 def make_photos():
     """The :func:`make_images` helper, for tests that need more folders."""
     return make_images
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from more threads; on a shared machine they only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _straight_and_resumed(run, config, tmp_path: Path, **kw):
+    """Four steps in one go, and two then two more resumed from the checkpoint: the resumed run's
+    last checkpoint must hold the same tensors, bit for bit. Returns (straight, resumed, tensors)."""
+    straight = run(config(tmp_path / "a", **kw))
+    run(config(tmp_path / "b", steps=2, **kw))
+    resumed = run(config(tmp_path / "b", steps=4, resume=str(tmp_path / "b"), **kw))
+    assert straight.step == resumed.step == 4
+    a = load_file(str(straight.checkpoint / "weights.safetensors"))
+    b = load_file(str(resumed.checkpoint / "weights.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key  # same data order, masks, optimizer and EMA state
+    return straight, resumed, a
+
+
+@pytest.fixture
+def straight_and_resumed():
+    """:func:`_straight_and_resumed`, for the resume tests of every task."""
+    return _straight_and_resumed

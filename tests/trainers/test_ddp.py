@@ -66,10 +66,10 @@ DDP_SCRIPT = textwrap.dedent(
             modules.update(super().build_modules())
             return modules
 
-        def prepare_batch(self, images, step, rng):
+        def prepare_batch(self, sample, step, rng):
             if step is not None:
-                seen.append(round(float(images.sum()), 3))
-            return super().prepare_batch(images, step, rng)
+                seen.append(round(float(sample["image"].sum()), 3))
+            return super().prepare_batch(sample, step, rng)
 
     config = TrainConfig(data=(data,), out=out, resolution=32, batch_size=2, steps=3, workers=0,
                          val_fraction=0.25, checkpoint_every=100, sample_every=100, log_every=1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inpaint_studio.engines.base import Request, Result
+from inpaint_studio.engines.base import Request, Result, at_full_size
 from inpaint_studio.engines.inpnet import InpNetEngine
 from trainers.config import TrainConfig
 from trainers.loop import train
@@ -24,7 +24,10 @@ def test_trained_weights_fill_through_the_engine(tmp_path, make_photos):
     mask = np.zeros((50, 70), np.uint8)
     mask[15:30, 20:45] = 255
     for source in (result.weights, None):  # --weights, then the model store
-        events = list(InpNetEngine(weights=source, device="cpu").run(Request(image, mask)))
+        events = [
+            at_full_size(e, image)
+            for e in InpNetEngine(weights=source, device="cpu").run(Request(image, mask))
+        ]
         assert isinstance(events[-1], Result)
-        out = events[-1].image
+        out = events[-1].composited(image)
         assert np.array_equal(out[mask == 0], image[mask == 0])

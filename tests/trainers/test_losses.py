@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from trainers import losses, metrics
+from trainers.nets import PatchDiscriminator
 from trainers.perceptual import GradientPyramidLoss, PerceptualLoss, VGGFeatures
 
 
@@ -140,3 +141,42 @@ def test_per_image_averaging_weighs_small_holes_like_large_ones():
     assert losses.masked_l1(pred, target, mask).item() == pytest.approx(37 / 13)
     assert losses.masked_l1(pred, target, mask, per_image=True).item() == pytest.approx(2.0)
     assert losses.masked_l2(pred, target, mask, per_image=True).item() == pytest.approx(5.0)
+
+
+def test_patch_discriminator_keeps_taming_keys_and_offers_group_norm():
+    d = PatchDiscriminator(3, width=8, n_layers=3)
+    assert d(torch.randn(2, 3, 64, 64)).shape == (2, 1, 6, 6)
+    assert {"main.0.weight", "main.2.weight", "main.3.running_mean", "main.11.weight"} <= set(d.state_dict())
+    grouped = PatchDiscriminator(4, width=8, n_layers=2, norm="group")
+    assert grouped(torch.randn(1, 4, 32, 32)).shape == (1, 1, 6, 6)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in grouped.modules())
+    with pytest.raises(ValueError, match="norm"):
+        PatchDiscriminator(norm="instance")
+
+
+def test_adversarial_losses_take_both_spellings():
+    real, fake = torch.full((4,), 2.0), torch.full((4,), -2.0)
+    assert float(losses.d_loss(real, fake, "hinge")) == 0.0
+    assert float(losses.d_loss(fake, real, "hinge")) == 6.0
+    assert float(losses.d_loss(real, fake, "non-saturating")) == float(losses.d_loss(real, fake))
+    assert float(losses.d_loss(real, fake)) < float(losses.d_loss(fake, real))
+    assert float(losses.g_loss(fake, "hinge")) == 2.0
+    with pytest.raises(ValueError, match="wasserstein"):
+        losses.g_loss(fake, "wasserstein")
+
+
+def test_adaptive_weight_balances_gradients():
+    w = torch.ones(3, requires_grad=True)
+    rec, gan = (w * 4.0).sum(), (w * 2.0).sum()
+    assert math.isclose(float(losses.adaptive_gan_weight(rec, gan, w)), 2.0, rel_tol=1e-3)
+
+
+def test_pre_activation_features_are_the_convolutions_feeding_the_relus():
+    torch.manual_seed(0)
+    post = VGGFeatures("vgg16", ("relu2_2", "relu3_3"))
+    pre = VGGFeatures("vgg16", ("relu2_2", "relu3_3"), pre_activation=True)
+    pre.load_state_dict(post.state_dict())
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    for a, b in zip(pre(x), post(x), strict=True):
+        assert a.min() < 0  # before the ReLU
+        torch.testing.assert_close(a.relu(), b)

@@ -86,10 +86,10 @@ DDP_SCRIPT = textwrap.dedent(
                 self.modules.update(super().build_modules())
                 return self.modules
 
-            def prepare_batch(self, images, step, rng):
+            def prepare_batch(self, sample, step, rng):
                 if step is not None:
-                    self.seen.append(round(float(images.sum()), 3))
-                return super().prepare_batch(images, step, rng)
+                    self.seen.append(round(float(sample["image"].sum()), 3))
+                return super().prepare_batch(sample, step, rng)
 
         return Recording
 

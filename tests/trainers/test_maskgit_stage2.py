@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from inpaint_studio import cli as app_cli
-from inpaint_studio.engines.base import Preview, Request, Result
+from inpaint_studio.engines.base import Preview, Request, Result, at_full_size
 from inpaint_studio.engines.maskgit import MaskGitEngine
 from inpaint_studio.models.bundle import load_bundle, read_config
 from trainers import cli
@@ -26,15 +26,6 @@ from trainers.tasks.maskgit_vqgan import MaskGitVQGANTask, VQGANOptions
 TINY_VQ = dict(ch=32, ch_mult=(1, 1, 2), z_channels=32, n_embed=32, embed_dim=8, gan_weight=0.0)  # f = 4
 TINY = dict(hidden_dim=32, depth=2, heads=2, mlp_dim=64, val_steps=3)
 TINY_FLAGS = "--hidden-dim 32 --depth 2 --heads 2 --mlp-dim 64 --val-steps 3"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from more threads; on a shared machine they only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _photos(folder: Path, count: int = 8) -> Path:
@@ -122,14 +113,13 @@ def test_trains_validates_by_decoding_and_exports_one_bundle(stage1, tmp_path):
     assert torch.equal(bundle.parts["transformer"][key], ema[f"ema.transformer.{key}"])  # EMA is exported
 
     image, mask = _hole_image()
-    events = list(
-        MaskGitEngine(weights=result.weights, device="cpu").run(Request(image, mask, params={"steps": 4}))
-    )
+    engine = MaskGitEngine(weights=result.weights, device="cpu")
+    events = [at_full_size(e, image) for e in engine.run(Request(image, mask, params={"steps": 4}))]
     assert sum(isinstance(e, Preview) for e in events) == 4
-    out = events[-1]
-    assert isinstance(out, Result)
-    assert np.array_equal(out.image[mask == 0], image[mask == 0])  # byte-identical outside the hole
-    assert not np.array_equal(out.image[mask > 0], image[mask > 0])
+    assert isinstance(events[-1], Result)
+    out = events[-1].composited(image)
+    assert np.array_equal(out[mask == 0], image[mask == 0])  # byte-identical outside the hole
+    assert not np.array_equal(out[mask > 0], image[mask > 0])
 
 
 def test_store_export_and_fill_cli_with_step_pngs(stage1, tmp_path):
@@ -192,14 +182,14 @@ def test_training_masks_follow_the_schedule_or_a_fixed_rate(stage1, tmp_path):
     config = _config(photos, tmp_path / "x")
     images = torch.rand(16, 3, 32, 32) * 2 - 1
     task = MaskGitTask(MaskGitOptions(vqgan=str(vqgan), **TINY), config)
-    batch = task.prepare_batch(images, 0, np.random.default_rng(0))
+    batch = task.prepare_batch({"image": images}, 0, np.random.default_rng(0))
     hidden = batch["hidden"]
     assert hidden.shape == (16, 64) and bool((hidden.sum(1) >= 1).all())
     assert torch.equal(batch["input"][hidden], torch.full_like(batch["input"][hidden], 32))  # the mask id
     assert torch.equal(batch["input"][~hidden], batch["tokens"][~hidden])
     assert len(set(hidden.sum(1).tolist())) > 4  # r ~ U(0, 1) per image
     fixed = MaskGitTask(MaskGitOptions(vqgan=str(vqgan), masking="bernoulli", mask_ratio=0.5, **TINY), config)
-    rate = fixed.prepare_batch(images, 0, np.random.default_rng(0))["hidden"].float().mean()
+    rate = fixed.prepare_batch({"image": images}, 0, np.random.default_rng(0))["hidden"].float().mean()
     assert 0.4 < float(rate) < 0.6
     with pytest.raises(ValueError, match="bernoulli"):
         MaskGitOptions(vqgan=str(vqgan), mask_ratio=0.5)

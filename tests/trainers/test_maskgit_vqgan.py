@@ -44,15 +44,6 @@ def _one_pattern(folder, copies=4, size=32):
     return folder
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from more threads; on a shared machine they only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_trains_with_gan_logs_codebook_usage_and_exports_a_tokenizer(photo_dir, tmp_path):
     result = _run(_config(photo_dir, tmp_path / "run"))
     assert result.step == 4
@@ -99,18 +90,12 @@ def test_loss_falls_on_a_learnable_set(tmp_path):
     assert np.mean(l1[-5:]) < 0.4 * np.mean(l1[:3]), l1
 
 
-def test_resume_continues_exactly_where_it_stopped(photo_dir, tmp_path):
+def test_resume_continues_exactly_where_it_stopped(photo_dir, tmp_path, straight_and_resumed):
     """GAN phases, EMA codebook, code restarts and the critic's reused reconstructions included."""
     quiet = dict(lr_schedule="constant", log_every=100, val_every=100, sample_every=100)
-    straight = _run(_config(photo_dir, tmp_path / "a", **quiet))
-    _run(_config(photo_dir, tmp_path / "b", steps=2, **quiet))
-    resumed = _run(_config(photo_dir, tmp_path / "b", steps=4, resume=str(tmp_path / "b"), **quiet))
-    assert straight.step == resumed.step == 4
-    a = load_file(str(straight.checkpoint / "weights.safetensors"))
-    b = load_file(str(resumed.checkpoint / "weights.safetensors"))
-    assert a.keys() == b.keys() and any(k.startswith("discriminator.") for k in a)
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    config = lambda out, **kw: _config(photo_dir, out, **kw)  # noqa: E731
+    straight, resumed, tensors = straight_and_resumed(_run, config, tmp_path, **quiet)
+    assert any(k.startswith("discriminator.") for k in tensors)
 
 
 def test_cli_trains_and_lists_its_options(photo_dir, tmp_path, capsys):

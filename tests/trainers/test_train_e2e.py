@@ -31,18 +31,11 @@ def _run(config, **opts):
     return train(InpNetTask(InpNetOptions(**{**TINY, **opts}), config), config, show_progress=False)
 
 
-def test_resume_continues_exactly_where_it_stopped(photo_dir, tmp_path):
+def test_resume_continues_exactly_where_it_stopped(photo_dir, tmp_path, straight_and_resumed):
     # a constant rate: with cosine the schedule depends on --steps, which differs between the runs
     quiet = dict(lr_schedule="constant", log_every=1, val_every=100, sample_every=100)
-    straight = _run(_config(photo_dir, tmp_path / "a", **quiet))
-    _run(_config(photo_dir, tmp_path / "b", steps=2, **quiet))
-    resumed = _run(_config(photo_dir, tmp_path / "b", steps=4, resume=str(tmp_path / "b"), **quiet))
-    assert straight.step == resumed.step == 4
-    a = load_file(str(straight.checkpoint / "weights.safetensors"))
-    b = load_file(str(resumed.checkpoint / "weights.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key  # same data order, masks, optimizer and EMA state
+    config = lambda out, **kw: _config(photo_dir, out, **kw)  # noqa: E731
+    straight, resumed, _ = straight_and_resumed(_run, config, tmp_path, **quiet)
     assert straight.losses[-1]["G/loss"] == pytest.approx(resumed.losses[-1]["G/loss"], rel=1e-6)
 
 

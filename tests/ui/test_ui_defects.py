@@ -243,12 +243,7 @@ def test_internal_settings_sit_under_advanced(qtbot):
     qtbot.addWidget(form)
     form.set_schema(MatEngine.info.params)
     form.show()
-    assert set(form.advanced_names()) == {
-        "start_index",
-        "near_variant_index",
-        "near_variant_seed",
-        "batch_size",
-    }
+    assert set(form.advanced_names()) == {"start_index", "batch_size"}
     assert form.advanced_toggle.isVisible() and not form.advanced_box.isVisible()
     assert not form.editor("batch_size").isVisible() and form.editor("truncation_psi").isVisible()
     form.advanced_toggle.click()

@@ -261,9 +261,12 @@ def test_settings_form_values_reach_the_request_and_are_remembered(window, qtbot
     values = panel.request_values()
     assert values["params"]["radius"] == 9 and values["params"]["method"] == "ns"
     assert window.settings.get_json("engine/params/classical")["radius"] == 9
-    seed = panel.seed.value()
-    panel.dice.click()
-    assert 0 <= panel.seed.value() < 2**31 and (panel.seed.value() != seed or True)
+    seen = {panel.seed.value()}
+    for _ in range(4):
+        panel.dice.click()
+        assert 0 <= panel.seed.value() < 2**31
+        seen.add(panel.seed.value())
+    assert len(seen) >= 3, "the dice draws new seeds (five equal draws of 2**31 would be a broken dice)"
     paint_square(window)
     job = window.fill()
     wait_job(qtbot, window)
@@ -318,3 +321,70 @@ def test_closing_the_window_stops_a_running_fill(window, qtbot):
     assert time.perf_counter() - t < 2.0
     assert not window.controller.runner._thread.isRunning()
     assert job.cancel_flag.is_set()
+
+
+def test_a_soft_mask_gives_the_same_pixels_in_the_app_and_the_cli(window, qtbot, tmp_path):
+    """The fill is blended once: the app's result layer over the photo, flattened, equals the file
+    `inpaint-studio fill` writes for the same image and soft mask (the brush's default hardness
+    0.8 gives every brushed mask such a rim)."""
+    from inpaint_studio.cli import main
+    from inpaint_studio.core.imageio import save_image
+
+    doc = window.document
+    image = doc.layers[0].pixels[..., :3].copy()
+    yy, xx = np.mgrid[0 : doc.shape[0], 0 : doc.shape[1]]
+    dist = np.hypot(yy - 60.0, xx - 75.0)
+    soft = np.clip((30.0 - dist) * 255.0 / 12.0, 0, 255).astype(np.uint8)  # a 12 px soft rim
+    assert ((soft > 0) & (soft < 255)).sum() > 500
+    doc.set_mask(soft)
+    window.engine_panel.select("classical")
+    window.engine_panel.form.set_values({"radius": 4})
+    with qtbot.waitSignal(window.controller.result_landed, timeout=15000):
+        window.fill()
+    wait_job(qtbot, window)
+    doc.flatten()
+    app_pixels = doc.composite()
+
+    save_image(tmp_path / "in.png", image)
+    save_image(tmp_path / "mask.png", soft)
+    out = tmp_path / "out.png"
+    argv = ["fill", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "-o", str(out)]
+    assert main([*argv, "--engine", "classical", "--radius", "4", "-q"]) == 0
+    from inpaint_studio.core.imageio import load_image
+
+    cli_pixels = load_image(out)
+    rim = (soft > 0) & (soft < 255)
+    assert np.array_equal(cli_pixels[soft == 0], image[soft == 0])
+    assert not np.array_equal(cli_pixels[rim], image[rim]), "the rim is partly filled"
+    assert np.array_equal(app_pixels, cli_pixels)
+
+
+def test_prompt_engines_show_and_send_a_negative_prompt(window, qtbot):
+    from dataclasses import replace
+
+    from ui_fakes import ScriptedEngine
+
+    seen = []
+
+    class PromptEngine(ScriptedEngine):
+        info = replace(ScriptedEngine.info, id="prompted", title="Prompted (test)", takes_prompt=True)
+
+        def run(self, request, cancel=lambda: False):
+            seen.append(request)
+            yield from super().run(request, cancel)
+
+    window.catalog.add(PromptEngine)
+    panel = window.engine_panel
+    panel.refresh(select="scripted")
+    assert panel.negative_prompt.isHidden(), "engines without prompts show no negative prompt"
+    panel.refresh(select="prompted")
+    assert not panel.negative_prompt.isHidden()
+    panel.prompt.setPlainText("a blue ceramic mug")
+    panel.negative_prompt.setPlainText("text, watermark")
+    panel.variants.setValue(1)
+    paint_square(window)
+    window.fill()
+    wait_job(qtbot, window)
+    assert seen[-1].prompt == "a blue ceramic mug" and seen[-1].negative_prompt == "text, watermark"
+    layer = window.document.layers[-1]
+    assert layer.meta["negative_prompt"] == "text, watermark"

@@ -10,6 +10,7 @@ from ui_fakes import VARIANT_COLORS, FollowupEngine
 from ui_helpers import wait_job
 
 from inpaint_studio.engines.followup import FOLLOWUP_KEY
+from inpaint_studio.engines.seeds import next_take_seed
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_more_like_this_reruns_with_the_variants_overrides_and_keeps_the_earlier
     second = FollowupEngine.requests[-1]
     assert second.params["near_index"] == 1 and second.params["near_seed"] == 100
     assert second.params["steps"] == first.params["steps"], "the other settings are kept"
-    assert second.seed == 100 and second.variants == 2
+    assert second.seed == next_take_seed(100, 0) and second.variants == 2, "a follow-up never reuses a seed"
     assert np.array_equal(second.mask, first.mask)
     assert np.array_equal(second.image, first.image), "the same picture, not the one with the layer"
     # the new variants join the list; the earlier ones stay browsable and can still be accepted
@@ -73,7 +74,8 @@ def test_more_like_this_reruns_with_the_variants_overrides_and_keeps_the_earlier
         action.trigger()
     menu.close()
     third = FollowupEngine.requests[-1]
-    assert third.params["near_index"] == 1 and third.params["near_seed"] == 100 and third.seed == 101
+    assert third.params["near_index"] == 1 and third.params["near_seed"] == 100
+    assert third.seed == next_take_seed(100, 1) and third.seed not in (100, second.seed)
     assert vp.count() == 6
     # a plain Fill adds a new group on top; the earlier fill's results stay
     window.act_fill.trigger()
@@ -104,7 +106,38 @@ def test_vary_from_this_step_reruns_with_the_steps_request_meta(followups, qtbot
     assert blocker.args[0].status == "done"
     second = FollowupEngine.requests[-1]
     assert second.meta == {"from_step": 2}
-    assert second.params == first.params and second.seed == first.seed == 100
+    assert second.params == first.params and second.seed == next_take_seed(first.seed, 0)
     assert np.array_equal(second.image, first.image) and np.array_equal(second.mask, first.mask)
     assert [f.step for f in sp.job.previews] == [3, 4], "the new run's steps replace the old ones"
     assert len(window.document.layers) == 3
+
+
+def test_a_follow_up_asked_before_the_worker_built_the_picture_waits_for_it(followups, qtbot, monkeypatch):
+    """The worker flattens the layers when a fill starts; a follow-up asked for before that (the
+    picture is still None on the job) must not fail or read a missing picture: it runs after the
+    parent, on the very picture the parent filled."""
+    import threading
+    import time
+
+    from inpaint_studio.engines.followup import Followup
+    from inpaint_studio.session import jobs
+
+    window = followups
+    release = threading.Event()
+    flatten = jobs.composite_rgb
+
+    def slow_flatten(*args, **kwargs):
+        release.wait(5.0)
+        return flatten(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "composite_rgb", slow_flatten)
+    parent = window.fill()
+    time.sleep(0.05)
+    assert parent.image is None, "the worker is still flattening"
+    child = window.controller.follow_up(parent, Followup("More like this", params={"near_index": 0}), key="x")
+    release.set()
+    qtbot.waitUntil(lambda: child.finished, timeout=10000)
+    wait_job(qtbot, window)
+    assert parent.status == "done" and child.status == "done", child.error
+    first, second = FollowupEngine.requests[-2:]
+    assert np.array_equal(second.image, first.image) and second.params["near_index"] == 0

@@ -34,11 +34,11 @@ from torch import nn
 from inpaint_studio.models.mae.inpnet import InpNet, InpNetConfig, patch_drop
 
 from .. import losses
-from ..config import opt
+from ..config import MaskFolderOptions, PerceptualOptions, opt
 from ..masks import MaskMixture, RatioWarmup, patch_mask
 from ..nets import PatchDiscriminator
 from ..perceptual import PerceptualLoss
-from ..task import Batch, ExportSpec, Phase, Task
+from ..task import Batch, ExportSpec, Phase, Task, gan_phases, with_given_masks
 
 VARIANTS: dict[str, tuple[str, bool, bool]] = {
     "random": ("random", False, False),
@@ -51,7 +51,7 @@ VARIANTS: dict[str, tuple[str, bool, bool]] = {
 
 
 @dataclass(frozen=True)
-class InpNetOptions:
+class InpNetOptions(PerceptualOptions, MaskFolderOptions):
     variant: str = opt("dynamic-skip", "paper variant preset (or 'custom')", choices=(*VARIANTS, "custom"))
     masking: str = opt(
         "dynamic", "custom variant: random patch masks or the dynamic mixture", choices=("random", "dynamic")
@@ -144,7 +144,7 @@ class InpNetTask(Task):
                     options.ratio_max,
                     options.ratio_warmup,
                 ),
-                mask_dir=config.mask_dir,
+                mask_dir=options.mask_dir,
             )
         self.perceptual: PerceptualLoss | None = None
 
@@ -173,8 +173,8 @@ class InpNetTask(Task):
     def build_modules(self) -> dict[str, nn.Module]:
         modules: dict[str, nn.Module] = {"generator": InpNet(**self.arch.to_dict())}
         if self.gan:
-            in_ch = 4
-            modules["discriminator"] = PatchDiscriminator(in_ch, self.options.d_channels)
+            # RGB + hole mask; GroupNorm: the G phase shows the critic fakes alone
+            modules["discriminator"] = PatchDiscriminator(4, self.options.d_channels, norm="group")
         return modules
 
     def build_optimizers(
@@ -206,22 +206,18 @@ class InpNetTask(Task):
         return opts
 
     def phases(self) -> tuple[Phase, ...]:
-        phases = [Phase("G", "generator", ("generator",), ema=True)]
-        if self.gan:
-            phases.append(Phase("D", "discriminator", ("discriminator",)))
-            if self.options.r1_gamma > 0:
-                phases.append(
-                    Phase("Dreg", "discriminator", ("discriminator",), interval=self.options.r1_interval)
-                )
-        return tuple(phases)
+        if not self.gan:
+            return (Phase("G", "generator", ("generator",), ema=True),)
+        return gan_phases(r1_interval=self.options.r1_interval if self.options.r1_gamma > 0 else 0)
 
     def setup(self, modules: Mapping[str, nn.Module], device: torch.device) -> None:
         super().setup(modules, device)
         if self.options.perceptual_weight > 0:
-            self.perceptual = PerceptualLoss(self.config.vgg_weights).to(device)
+            self.perceptual = PerceptualLoss(self.options.vgg_weights).to(device)
 
     # ---------------------------------------------------------------- per step
-    def prepare_batch(self, images: torch.Tensor, step: int | None, rng: np.random.Generator) -> Batch:
+    def prepare_batch(self, sample: Batch, step: int | None, rng: np.random.Generator) -> Batch:
+        images = sample["image"]
         n, _, h, w = images.shape
         o = self.options
         if self.mixture is not None:
@@ -234,7 +230,7 @@ class InpNetTask(Task):
                 ]
             )
         mask = torch.from_numpy(holes).to(images.device, torch.float32).unsqueeze(1)
-        return {"image": images, "mask": mask}
+        return {"image": images, "mask": with_given_masks(sample, mask)}
 
     def _generate(self, net: nn.Module, batch: Batch) -> torch.Tensor:
         drop = patch_drop(batch["mask"], self.options.patch_size, self.options.hole_threshold)

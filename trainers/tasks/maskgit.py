@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaint_studio.engines.base import Request, Result
+from inpaint_studio.engines.base import Request, Result, at_full_size
 from inpaint_studio.engines.maskgit import MaskGitEngine
 from inpaint_studio.models.bundle import CONFIG_NAME
 from inpaint_studio.models.maskgit import (
@@ -47,10 +47,10 @@ from inpaint_studio.models.maskgit.checkpoint import maskgit_bundle_contents
 from inpaint_studio.models.vqgan import VQGAN
 
 from .. import metrics
-from ..config import opt
+from ..config import MaskFolderOptions, opt
 from ..data import to_uint8
 from ..masks import MaskMixture
-from ..task import Batch, ExportSpec, Phase, Task
+from ..task import Batch, ExportSpec, Phase, Task, with_given_masks
 from .maskgit_vqgan import inference_vqgan
 
 SCHEDULE_CHOICES = ("cosine", "linear", "square", "arccos")
@@ -61,7 +61,7 @@ VQGAN_HINT = (
 
 
 @dataclass(frozen=True)
-class MaskGitOptions:
+class MaskGitOptions(MaskFolderOptions):
     vqgan: str | None = opt(
         None,
         "REQUIRED: the stage-1 tokenizer, i.e. the weights folder `inpaint-studio-train maskgit-vqgan` "
@@ -156,12 +156,15 @@ class MaskGitTask(Task):
             output_bias=options.output_bias,
             stem=options.stem,
         )
-        self.val_masks = MaskMixture(options.val_masks, mask_dir=config.mask_dir)
+        self.val_masks = MaskMixture(options.val_masks, mask_dir=options.mask_dir)
 
     # ---------------------------------------------------------------- building
     def build_modules(self) -> dict[str, nn.Module]:
-        # the frozen VQGAN travels as a module so that checkpoints and the export hold it
-        return {"transformer": MaskGitTransformer(self.arch), "vqgan": self.tokenizer}
+        return {"transformer": MaskGitTransformer(self.arch)}
+
+    def build_frozen(self) -> dict[str, nn.Module]:
+        # frozen: out of checkpoints (a resume reloads it from --vqgan); the export bundles it
+        return {"vqgan": self.tokenizer}
 
     def build_optimizers(
         self, modules: Mapping[str, nn.Module], lr: float
@@ -183,12 +186,13 @@ class MaskGitTask(Task):
     def _tokens(self, images: torch.Tensor) -> torch.Tensor:
         return self.tokenizer.encode_indices(images).flatten(1)
 
-    def prepare_batch(self, images: torch.Tensor, step: int | None, rng: np.random.Generator) -> Batch:
+    def prepare_batch(self, sample: Batch, step: int | None, rng: np.random.Generator) -> Batch:
+        images = sample["image"]
         tokens = self._tokens(images)
         n, _, h, w = images.shape
         if step is None:  # validation: pixel holes for the real decode
             holes = torch.from_numpy(self.val_masks.batch(n, h, w, rng)).to(images.device, torch.float32)
-            return {"image": images, "mask": holes.unsqueeze(1), "tokens": tokens}
+            return {"image": images, "mask": with_given_masks(sample, holes.unsqueeze(1)), "tokens": tokens}
         generator = torch.Generator()
         generator.manual_seed(int(rng.integers(2**62)))
         o = self.options
@@ -244,7 +248,9 @@ class MaskGitTask(Task):
             if not hole.any():
                 continue
             request = Request(image, hole.astype(np.uint8) * 255, seed=self.config.seed + i, params=params)
-            result = [e for e in engine.run(request) if isinstance(e, Result)][-1]
+            result = [at_full_size(e, request.image) for e in engine.run(request) if isinstance(e, Result)][
+                -1
+            ]
             out[i] = torch.from_numpy(result.image).permute(2, 0, 1).to(out) / 127.5 - 1.0
         return out
 

@@ -45,21 +45,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from inpaint_studio.models.maskgit.checkpoint import VQGAN_PART
-from inpaint_studio.models.vqgan import VQGAN, PatchDiscriminator, VQGANConfig
-from inpaint_studio.models.vqgan.losses import adaptive_gan_weight, discriminator_loss, generator_loss
+from inpaint_studio.models.vqgan import VQGAN, VQGANConfig
 from inpaint_studio.models.vqgan.quantizer import DEAD_BELOW
 
-from .. import metrics
-from ..config import opt
+from .. import losses, metrics
+from ..config import PerceptualOptions, opt
+from ..nets import PatchDiscriminator
 from ..perceptual import PerceptualLoss
-from ..task import Batch, ExportSpec, Phase, Task
+from ..task import Batch, ExportSpec, Phase, Task, bare
 
 GAN_LOSSES = ("hinge", "non-saturating")
 TRAINING_ONLY_BUFFERS = ("quantize.ema_cluster_size", "quantize.ema_embed_sum")
 
 
 @dataclass(frozen=True)
-class VQGANOptions:
+class VQGANOptions(PerceptualOptions):
     ch: int = opt(32, "base channel width (a multiple of 32: GroupNorm uses 32 groups)")
     ch_mult: tuple[int, ...] = opt(
         (1, 2, 2, 4), "width multiplier per level; N levels halve the image N-1 times (4: f=8, 5: f=16)"
@@ -115,10 +115,6 @@ def inference_vqgan(vqgan: VQGAN, resolution: int | None = None) -> VQGAN:
     clean = VQGAN(config).to(next(vqgan.parameters()).device)
     clean.load_state_dict(state)
     return clean.eval().requires_grad_(False)
-
-
-def _bare(net: nn.Module) -> nn.Module:
-    return getattr(net, "module", net)  # DDP wraps the trained module
 
 
 class MaskGitVQGANTask(Task):
@@ -190,7 +186,7 @@ class MaskGitVQGANTask(Task):
             # latents at once, instead of after the ~300 steps their running use takes to decay
             self._quantizer.usage.fill_(self.options.restart_threshold)
         if self.options.perceptual_weight > 0:
-            self.perceptual = PerceptualLoss(self.config.vgg_weights).to(device)
+            self.perceptual = PerceptualLoss(self.options.vgg_weights).to(device)
 
     def dead_codes(self) -> int:
         """Codes the data does not pick. With restarts: those at or below the threshold after this
@@ -212,15 +208,15 @@ class MaskGitVQGANTask(Task):
             self._quantizer.usage.copy_(usage.to(self._quantizer.usage.device))
 
     # ---------------------------------------------------------------- per step
-    def prepare_batch(self, images: torch.Tensor, step: int | None, rng: np.random.Generator) -> Batch:
+    def prepare_batch(self, sample: Batch, step: int | None, rng: np.random.Generator) -> Batch:
         self._recent.clear()
-        return {"image": images}
+        return {"image": sample["image"]}
 
     def _reconstruction_for_critic(self, vqgan: nn.Module, image: torch.Tensor) -> torch.Tensor:
         for seen, rec in self._recent:
             if seen is image:
                 return rec
-        quantizer = _bare(vqgan).quantize
+        quantizer = bare(vqgan).quantize
         was_training = quantizer.training
         quantizer.eval()  # no codebook updates from a forward that trains nothing
         try:
@@ -250,9 +246,9 @@ class MaskGitVQGANTask(Task):
                 # real + fake in one batch, as in the critic's own step: its BatchNorm then normalises
                 # the fakes with the same statistics it was trained with (a fake-only batch would not)
                 fake_logits = nets["discriminator"](torch.cat([image, rec])).chunk(2)[1]
-                adv = generator_loss(fake_logits, o.gan_loss)
+                adv = losses.g_loss(fake_logits, o.gan_loss)
                 weight = (
-                    adaptive_gan_weight(rec_loss, adv, _bare(vqgan).last_layer_weight())
+                    losses.adaptive_gan_weight(rec_loss, adv, bare(vqgan).last_layer_weight())
                     if o.adaptive_weight
                     else torch.ones((), device=image.device)
                 )
@@ -272,7 +268,8 @@ class MaskGitVQGANTask(Task):
             rec = self._reconstruction_for_critic(nets["vqgan"], image)
             logits = nets["discriminator"](torch.cat([image, rec]))
             real, fake = logits.chunk(2)
-            return discriminator_loss(real, fake, o.gan_loss), {"real": real.mean(), "fake": fake.mean()}
+            # halved, as taming's critic loss is
+            return 0.5 * losses.d_loss(real, fake, o.gan_loss), {"real": real.mean(), "fake": fake.mean()}
         raise ValueError(f"unknown phase {phase!r}")
 
     # ---------------------------------------------------------------- evaluation / export

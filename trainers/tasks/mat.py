@@ -44,7 +44,6 @@ formats the critic starts fresh (expect a rough first few thousand steps).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +66,10 @@ from inpaint_studio.models.mat.discriminator import MatDiscriminator
 
 from .. import checkpoint as train_checkpoint
 from .. import losses
-from ..config import TrainConfig, opt
+from ..config import MaskFolderOptions, PerceptualOptions, TrainConfig, opt
 from ..masks import MAT_RECIPES, MaskMixture, mat_mask
-from ..perceptual import VGG_ENV, GradientPyramidLoss, VGGFeatures, find_vgg_weights, read_state
-from ..task import Batch, ExportSpec, Phase, Task
+from ..perceptual import PerceptualLoss
+from ..task import Batch, ExportSpec, Phase, Task, bare, gan_phases, with_given_masks
 
 PRESETS: dict[str, dict[str, Any]] = {
     "official": {},
@@ -86,11 +85,12 @@ WIDTH_OPTIONS = (
     "channel_base",
     "channel_max",
 )
+# MAT's pcp.py: conv4_4 (x 1/4) and conv5_4 (x 1/2) before their ReLU (VGG16: conv4_3 / conv5_3)
 PCP_LAYERS = {"vgg19": (("relu4_4", 0.25), ("relu5_4", 0.5)), "vgg16": (("relu4_3", 0.25), ("relu5_3", 0.5))}
 
 
 @dataclass(frozen=True)
-class MatOptions:
+class MatOptions(PerceptualOptions, MaskFolderOptions):
     preset: str = opt(
         "official",
         "architecture: official (the released models' widths), small (CPU runs), tiny (tests)",
@@ -199,64 +199,6 @@ def critic_config(arch: MatConfig, options: MatOptions) -> DiscriminatorConfig:
     )
 
 
-class MatPerceptual(nn.Module):
-    """MAT's perceptual term on the framework's VGG: weighted L1 of pre-ReLU deep features, or the
-    framework's gradient-pyramid fallback when no VGG file is found."""
-
-    def __init__(self, weights: str | Path | None) -> None:
-        super().__init__()
-        path = find_vgg_weights(weights)
-        self.vgg: VGGFeatures | None = None
-        self.fallback: GradientPyramidLoss | None = None
-        if path is None:
-            warnings.warn(
-                "no VGG weights found (pass --vgg-weights FILE, e.g. torchvision's vgg19-dcbb9e9d.pth, or set "
-                f"${VGG_ENV}); MAT's perceptual loss falls back to an L1 image + Sobel-gradient pyramid loss",
-                stacklevel=2,
-            )
-            self.fallback = GradientPyramidLoss()
-            self.source = "gradient-pyramid fallback"
-            self.weights: tuple[float, ...] = ()
-            return
-        state = read_state(path)
-        arch = "vgg19" if any(k.startswith("features.34.") for k in state) else "vgg16"
-        names, self.weights = zip(*PCP_LAYERS[arch], strict=True)
-        self.vgg = VGGFeatures(arch, names, device="meta")
-        self.vgg.load_torchvision(state)
-        self.vgg.requires_grad_(False).eval()
-        self.source = f"{arch} from {path}"
-
-    def train(self, mode: bool = True) -> MatPerceptual:
-        super().train(mode)
-        if self.vgg is not None:
-            self.vgg.eval()
-        return self
-
-    def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """The convolution outputs feeding the named ReLUs (MAT takes conv4_4 / conv5_4, pre-ReLU)."""
-        vgg = self.vgg
-        assert vgg is not None
-        x = ((images + 1) / 2 - vgg.mean) / vgg.std
-        out: dict[str, torch.Tensor] = {}
-        for i, mod in enumerate(vgg.features):
-            x = mod(x)
-            name = vgg.names.get(i + 1)
-            if name in vgg.layers:
-                out[name] = x  # the ReLUs are not in place: this tensor stays pre-activation
-        return [out[n] for n in vgg.layers]
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.vgg is None:
-            assert self.fallback is not None
-            return self.fallback(pred, target)
-        fp, ft = self._features(pred), self._features(target.detach())
-        return sum(w * F.l1_loss(a, b) for w, a, b in zip(self.weights, fp, ft, strict=True))
-
-
-def _bare(net: nn.Module) -> nn.Module:
-    return getattr(net, "module", net)  # DDP wraps the trained module
-
-
 class MatTask(Task):
     name = "mat"
     engine_id = "mat"
@@ -284,11 +226,11 @@ class MatTask(Task):
                 f"{self.arch.img_resolution}"
             )
         self.mixture = (
-            None if options.masks.strip() == "mat" else MaskMixture(options.masks, mask_dir=config.mask_dir)
+            None if options.masks.strip() == "mat" else MaskMixture(options.masks, mask_dir=options.mask_dir)
         )
         self.mask_recipe = 512 if config.resolution >= 512 else 256
         assert self.mask_recipe in MAT_RECIPES
-        self.perceptual: MatPerceptual | None = None
+        self.perceptual: PerceptualLoss | None = None
         self._keep_shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
         # this step's fakes from the G phase, reused (detached) by the D phase
         self._recent: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -306,7 +248,9 @@ class MatTask(Task):
                     raise
                 continue  # --init-from weights, not a checkpoint
             if "arch" in task_state:
-                return MatConfig.from_dict(task_state["arch"]), DiscriminatorConfig(**task_state["critic"])
+                return MatConfig.from_dict(task_state["arch"]), DiscriminatorConfig.from_dict(
+                    task_state["critic"]
+                )
         return None
 
     # ---------------------------------------------------------------- building
@@ -331,15 +275,7 @@ class MatTask(Task):
         }
 
     def phases(self) -> tuple[Phase, ...]:
-        phases = [
-            Phase("G", "generator", ("generator",), ema=True),
-            Phase("D", "discriminator", ("discriminator",)),
-        ]
-        if self.options.r1_gamma > 0:
-            phases.append(
-                Phase("Dreg", "discriminator", ("discriminator",), interval=self.options.r1_interval)
-            )
-        return tuple(phases)
+        return gan_phases(r1_interval=self.options.r1_interval if self.options.r1_gamma > 0 else 0)
 
     def setup(self, modules: Mapping[str, nn.Module], device: torch.device) -> None:
         super().setup(modules, device)
@@ -348,7 +284,9 @@ class MatTask(Task):
         res = self.config.resolution
         self._keep_shapes = synthesis.keep_map_shapes(1, res, res)
         if self.options.pcp_weight > 0:
-            self.perceptual = MatPerceptual(self.config.vgg_weights).to(device)
+            self.perceptual = PerceptualLoss(self.options.vgg_weights, PCP_LAYERS, pre_activation=True).to(
+                device
+            )
 
     def initialize_from(self, source: str | Path, modules: Mapping[str, nn.Module]) -> str:
         found = self.init_weights
@@ -378,8 +316,9 @@ class MatTask(Task):
         return {"arch": self.arch.to_dict(), "critic": self.critic_arch.to_dict()}
 
     # ---------------------------------------------------------------- per step
-    def prepare_batch(self, images: torch.Tensor, step: int | None, rng: np.random.Generator) -> Batch:
+    def prepare_batch(self, sample: Batch, step: int | None, rng: np.random.Generator) -> Batch:
         self._recent.clear()
+        images = sample["image"]
         n, _, h, w = images.shape
         if self.mixture is None:
             holes = np.stack([mat_mask(h, w, rng, recipe=self.mask_recipe) for _ in range(n)])
@@ -398,7 +337,7 @@ class MatTask(Task):
 
         return {
             "image": images,
-            "mask": tensor(holes).unsqueeze(1),  # 1 = hole (the framework's convention)
+            "mask": with_given_masks(sample, tensor(holes).unsqueeze(1)),  # 1 = hole (the framework's)
             "z": tensor(rng.standard_normal((n, arch.z_dim))),
             "mix_z": tensor(rng.standard_normal((n, arch.z_dim))),
             "mix_from": tensor(cutoffs, torch.long),
@@ -504,7 +443,7 @@ class MatTask(Task):
         }
 
     def export(self, nets: Mapping[str, nn.Module]) -> ExportSpec:
-        generator = _bare(nets["generator"])
+        generator = bare(nets["generator"])
         o = self.options
         return ExportSpec(
             arch=self.arch.to_dict(),

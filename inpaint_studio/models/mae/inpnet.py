@@ -30,18 +30,19 @@ The paper's variants are configuration (see ``trainers/tasks/inpnet.py`` for the
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config_io import SavedConfig
 from .vit import Block, PatchEmbed, init_vit_weights
 
 
 @dataclass(frozen=True)
-class InpNetConfig:
+class InpNetConfig(SavedConfig):
     """Architecture of one InP-Net; ``asdict`` of it is the ``arch`` of an exported bundle."""
 
     img_size: int = 128  # training resolution (position embeddings are resized for other sizes)
@@ -62,7 +63,9 @@ class InpNetConfig:
     prefill: str = "zero"  # what hole pixels hold at the input: "zero" (paper) or "pullpush"
     residual: bool = False  # the head adds a correction to the prefilled image (starts at zero)
     norm_eps: float = 1e-6
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False, metadata={"saved": False})
+
+    config_name = "InP-Net"
 
     def __post_init__(self) -> None:
         p = self.patch_size
@@ -86,20 +89,6 @@ class InpNetConfig:
             raise ValueError(f"prefill must be zero or pullpush, not {self.prefill!r}")
         if self.depth < 1 or self.bridge_depth < 0 or self.decoder_res_blocks < 0:
             raise ValueError("depth must be >= 1; bridge_depth and decoder_res_blocks >= 0")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InpNetConfig:
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown InP-Net config key(s): {', '.join(unknown)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("extra")
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
 class ResBlock(nn.Module):

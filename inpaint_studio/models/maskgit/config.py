@@ -9,15 +9,16 @@ followed by the class token when there is one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from ..config_io import SavedConfig
 
 OutputBias = Literal["position", "token", "none"]
 
 
 @dataclass(frozen=True)
-class MaskGitConfig:
+class MaskGitConfig(SavedConfig):
     """Shape of the transformer.
 
     ``grid_size``: token grid side (16 for 256 px with an f16 VQGAN). ``num_classes`` 0 makes an
@@ -41,6 +42,8 @@ class MaskGitConfig:
     stem: bool = True
     norm_eps: float = 1e-5
     io_norm_eps: float = 1e-12
+
+    config_name = "MaskGIT"
 
     def __post_init__(self) -> None:
         for name in ("codebook_size", "grid_size", "hidden_dim", "depth", "heads", "mlp_dim"):
@@ -89,18 +92,6 @@ class MaskGitConfig:
         if not 0 <= label < self.num_classes:
             raise ValueError(f"class label must lie in [0, {self.num_classes}), got {label}")
         return self.codebook_size + 1 + label
-
-    # ------------------------------------------------------------------ (de)serialisation
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MaskGitConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown MaskGIT config key(s): {', '.join(unknown)}")
-        return cls(**dict(data))
 
     @classmethod
     def valeoai(cls, **overrides: Any) -> MaskGitConfig:

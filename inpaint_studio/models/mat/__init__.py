@@ -7,9 +7,9 @@ from .randomness import (
     SampleStreams,
     VariantInputs,
     draw_keep_maps,
+    generator_seed,
     seeded_generator,
     variant_inputs,
-    variant_seed,
 )
 
 __all__ = [
@@ -25,5 +25,5 @@ __all__ = [
     "draw_keep_maps",
     "seeded_generator",
     "variant_inputs",
-    "variant_seed",
+    "generator_seed",
 ]

@@ -6,8 +6,10 @@ field so that tests and CPU smoke runs can build a tiny network with the same to
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+from ..config_io import SavedConfig
 
 
 def _power_of_two(value: int) -> bool:
@@ -15,7 +17,7 @@ def _power_of_two(value: int) -> bool:
 
 
 @dataclass(frozen=True)
-class MatConfig:
+class MatConfig(SavedConfig):
     """Constructor arguments of :class:`~inpaint_studio.models.mat.generator.MatGenerator`.
 
     ``channel_base`` / ``channel_max`` give the second stage's width at resolution r as
@@ -39,6 +41,8 @@ class MatConfig:
     channel_base: int = 32768
     channel_max: int = 512
     use_noise: bool = True
+
+    config_name = "MAT"
 
     def __post_init__(self) -> None:
         # JSON round trips turn tuples into lists; keep the dataclass hashable and comparable.
@@ -77,20 +81,6 @@ class MatConfig:
         """Width of the second stage (and the discriminator) at ``resolution``."""
         return max(1, min(self.channel_base // resolution, self.channel_max))
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["stage1_depths"] = list(self.stage1_depths)
-        out["stage1_windows"] = list(self.stage1_windows)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MatConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown MAT config field(s): {', '.join(unknown)}")
-        return cls(**values)
-
     @classmethod
     def tiny(cls, **overrides: Any) -> MatConfig:
         """Same topology (six heads, as official checkpoints), a few channels wide: CPU tests, smoke runs."""
@@ -100,7 +90,7 @@ class MatConfig:
 
 
 @dataclass(frozen=True)
-class DiscriminatorConfig:
+class DiscriminatorConfig(SavedConfig):
     """Constructor arguments of :class:`~inpaint_studio.models.mat.discriminator.MatDiscriminator`.
 
     Official training uses ``mbstd_group_size`` 8 for the 512 configurations (constructor default 4).
@@ -112,6 +102,8 @@ class DiscriminatorConfig:
     channel_max: int = 512
     mbstd_group_size: int = 4
     mbstd_num_channels: int = 1
+
+    config_name = "MAT discriminator"
 
     def __post_init__(self) -> None:
         if not _power_of_two(self.img_resolution) or self.img_resolution < 8:
@@ -127,6 +119,3 @@ class DiscriminatorConfig:
 
     def channels(self, resolution: int) -> int:
         return max(2, min(self.channel_base // resolution, self.channel_max))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

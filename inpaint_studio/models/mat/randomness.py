@@ -2,8 +2,9 @@
 
 A MAT fill depends on a latent z, two {0,1} "keep" maps (the dropout that official MAT draws even
 in eval mode) and, in 'random' noise mode, per-layer noise. Each sample draws all of them, in that
-order, from its own ``torch.Generator`` on the CPU, so a (seed, index) pair gives the same fill
-whatever the batch it runs in and whatever the device.
+order, from its own ``torch.Generator`` on the CPU, so a variant's own seed gives the same fill
+whatever the batch it runs in and whatever the device. (Which seed a variant gets is the engines'
+one rule, ``engines/seeds.py``; here a seed only becomes generator state.)
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import torch
 SEED_MASK = (1 << 63) - 1
 
 
-def variant_seed(seed: int, index: int, salt: str = "") -> int:
-    """A 63-bit generator seed for variant ``index`` of request ``seed`` (stable across platforms)."""
-    digest = hashlib.sha256(f"mat-variant:{salt}:{int(seed)}:{int(index)}".encode()).digest()
+NearChain = tuple[tuple[int, float], ...]  # (root variant seed, 0.0), then (step seed, spread)...
+
+
+def generator_seed(seed: int, salt: str = "") -> int:
+    """A 63-bit generator seed from a variant seed (stable across platforms and versions)."""
+    digest = hashlib.sha256(f"mat-variant:{salt}:{int(seed)}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & SEED_MASK
 
 
@@ -78,29 +82,27 @@ class VariantInputs:
 
 def variant_inputs(
     seed: int,
-    index: int,
     z_dim: int,
     keep_shapes: tuple[tuple[int, ...], tuple[int, ...]],
-    near: tuple[int, int, float] | None = None,
+    near: NearChain = (),
+    spread: float = 0.0,
 ) -> VariantInputs:
-    """z, keep maps and noise stream of variant ``index`` of ``seed``.
+    """z, keep maps and noise stream of the variant whose own seed is ``seed``.
 
-    With ``near = (ref_seed, ref_index, spread)`` the variant is a small step from that reference
-    variant ("more like this"): it keeps the reference's keep maps and noise stream and moves its
-    z by ``spread`` times a fresh direction, rescaled so that z stays at unit variance (spread 0
-    gives the reference back exactly).
+    With ``near`` (a reference variant: its root seed, then the steps that led to it) the variant
+    is one more small step from that reference ("more like this"): it keeps the root's keep maps
+    and noise stream and moves z by ``spread`` times a fresh direction drawn from ``seed``,
+    rescaled so that z stays at unit variance (spread 0 gives the reference back exactly). A chain
+    of steps reproduces a variant made "more like" a variant that was itself made that way.
     """
-    if near is None:
-        stream = seeded_generator(variant_seed(seed, index))
-        z = torch.randn(1, z_dim, generator=stream)
-        return VariantInputs(z, draw_keep_maps(keep_shapes, stream), stream)
-    ref_seed, ref_index, spread = near
-    stream = seeded_generator(variant_seed(ref_seed, ref_index))
-    z_ref = torch.randn(1, z_dim, generator=stream)
+    root = near[0][0] if near else seed
+    stream = seeded_generator(generator_seed(root))
+    z = torch.randn(1, z_dim, generator=stream)
     maps = draw_keep_maps(keep_shapes, stream)
-    if spread == 0:
-        return VariantInputs(z_ref, maps, stream)
-    step = seeded_generator(variant_seed(seed, index, salt=f"near:{ref_seed}:{ref_index}"))
-    direction = torch.randn(1, z_dim, generator=step)
-    z = (z_ref + spread * direction) / (1.0 + spread * spread) ** 0.5
+    if not near:
+        return VariantInputs(z, maps, stream)
+    for step_seed, step_spread in (*near[1:], (seed, spread)):
+        if step_spread:
+            direction = torch.randn(1, z_dim, generator=seeded_generator(generator_seed(step_seed, "near")))
+            z = (z + step_spread * direction) / (1.0 + step_spread * step_spread) ** 0.5
     return VariantInputs(z, maps, stream)

@@ -1,13 +1,11 @@
 """VQGAN tokenizer (Esser et al., taming-transformers layout): images <-> grids of code ids."""
 
 from .config import VQGANConfig
-from .discriminator import PatchDiscriminator
 from .model import AUTOENCODER_PREFIXES, VQGAN, VQGANOutput, autoencoder_state
 from .quantizer import QuantizerOutput, VectorQuantizer
 
 __all__ = [
     "AUTOENCODER_PREFIXES",
-    "PatchDiscriminator",
     "QuantizerOutput",
     "VQGAN",
     "VQGANConfig",

@@ -7,14 +7,16 @@ so that a public ``model.yaml`` maps onto this class one to one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
+
+from ..config_io import SavedConfig
 
 GROUPS = 32  # GroupNorm groups used throughout the autoencoder
 
 
 @dataclass(frozen=True)
-class VQGANConfig:
+class VQGANConfig(SavedConfig):
     """Shape of a VQGAN (taming "VQModel" autoencoder part).
 
     ``ch_mult`` has one entry per resolution level; the image is downsampled ``len(ch_mult) - 1``
@@ -41,6 +43,8 @@ class VQGANConfig:
     legacy_loss: bool = True
     ema_decay: float = 0.0
     restart_threshold: float = 0.0
+
+    config_name = "VQGAN"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
@@ -95,21 +99,6 @@ class VQGANConfig:
         scale = resolution / self.resolution
         attn = tuple(int(round(r * scale)) for r in self.attn_resolutions)
         return replace(self, resolution=resolution, attn_resolutions=attn)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["ch_mult"] = list(self.ch_mult)
-        out["attn_resolutions"] = list(self.attn_resolutions)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VQGANConfig:
-        """Build from a saved dict; unknown keys are an error so typos do not pass silently."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown VQGAN config key(s): {', '.join(unknown)}")
-        return cls(**dict(data))
 
     @classmethod
     def from_taming(

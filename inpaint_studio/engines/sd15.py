@@ -1,0 +1,290 @@
+"""Stable Diffusion 1.5 inpainting: a prompt-steered fill on a person's own SD-1.5 model, offline.
+
+The model is a local diffusers folder or one ``.safetensors`` / ``.ckpt`` file (``--weights``, the
+settings, or the model store's ``models/sd15/<name>/``: a diffusers folder, a folder with one checkpoint
+file, or a ``config.json`` whose ``base_model`` names one). Its parts come from the shared component
+cache, so another engine on the same model does not load a second copy.
+
+A run: the latent compositor crops around the mask and scales the crop to ``resolution``; the inpainting
+loop (``models/diffusion/sampling.py``) denoises one latent per variant, variant ``i`` with its own
+generator seeded ``variant_seed(seed, i)``, so any variant re-run alone with its ``Variant.seed`` gives
+the same fill; every step yields a Preview (the SD-1.5 latent-to-RGB projection, optionally a real VAE
+decode every K steps) and cancel is honoured between steps; the fills are pasted back inside the mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..models.diffusion.schedulers import SCHEDULER_NAMES
+from .base import (
+    Availability,
+    CancelFn,
+    Engine,
+    EngineError,
+    EngineInfo,
+    Event,
+    Preview,
+    Progress,
+    Request,
+    Result,
+    Variant,
+    WeightsMissing,
+    check_cancel,
+)
+from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .params import Param
+from .runtime import Runtime, resolve_runtime, runtime_params
+from .seeds import variant_seed
+from .weights import store_dir
+
+ENGINE_ID = "sd15"
+TITLE = "Stable Diffusion 1.5"
+HINT = (
+    "point --weights (or the engine settings) at a Stable Diffusion 1.5 inpainting model: a diffusers "
+    "folder or one .safetensors / .ckpt file, or put one in the model store"
+)
+
+
+class SD15Engine(Engine):
+    info = EngineInfo(
+        id=ENGINE_ID,
+        title=TITLE,
+        description="Stable Diffusion 1.5 inpainting steered by a prompt: the region is repainted by the "
+        "diffusion model, several variants at once, with a preview at every step.",
+        params=(
+            Param("steps", "int", 25, minimum=1, maximum=150, help="denoising steps (20-30 is usual)"),
+            Param(
+                "guidance",
+                "float",
+                7.5,
+                minimum=0.0,
+                maximum=30.0,
+                step=0.5,
+                help="how strongly the prompt steers the fill (1 or less: no guidance, twice as fast)",
+            ),
+            Param(
+                "scheduler",
+                "choice",
+                "dpmpp_2m_karras",
+                choices=SCHEDULER_NAMES,
+                help="sampler: DPM++ 2M Karras, DDIM, Euler ancestral or UniPC",
+            ),
+            Param(
+                "strength",
+                "float",
+                1.0,
+                minimum=0.05,
+                maximum=1.0,
+                step=0.05,
+                help="1 repaints the region from noise; lower keeps more of what is there",
+            ),
+            Param(
+                "resolution",
+                "int",
+                512,
+                minimum=64,
+                maximum=1024,
+                step=64,
+                help="the crop around the mask is scaled so its long side is this many pixels (SD-1.5: 512)",
+            ),
+            Param(
+                "context",
+                "float",
+                0.5,
+                minimum=0.0,
+                maximum=4.0,
+                step=0.1,
+                help="surrounding image kept around the mask, as a fraction of its size",
+            ),
+            Param("feather", "int", 4, minimum=0, maximum=64, help="soften the fill's edge inward (pixels)"),
+            Param(
+                "color_match",
+                "bool",
+                True,
+                help="shift the fill's colour by the model's colour drift on the ring around the mask",
+            ),
+            Param(
+                "decode_every",
+                "int",
+                0,
+                minimum=0,
+                maximum=150,
+                help="previews: a full VAE decode every this many steps (0: the fast colour projection only)",
+            ),
+            *runtime_params(),
+        ),
+        takes_prompt=True,
+        yields_variants=True,
+        yields_previews=True,
+        native_size=512,
+        pad_multiple=8,
+        training_hint=HINT,
+    )
+
+    def __init__(self, weights: str | Path | None = None, device: str | None = None) -> None:
+        super().__init__(weights, device)
+
+    # ------------------------------------------------------------------ weights
+    @classmethod
+    def availability(cls, weights: str | Path | None = None) -> Availability:
+        try:
+            source = find_model(weights)
+        except WeightsMissing as err:
+            return Availability(False, str(err))
+        return Availability(True, weights=source.path)
+
+    def load(self, runtime: Runtime) -> Any:
+        """The model's parts from the shared component cache (loaded on first use)."""
+        from ..models.diffusion.loading import ModelLoadError, load_sd15
+
+        source = find_model(self.weights)
+        try:
+            return load_sd15(source, runtime.device, runtime.precision)
+        except ModelLoadError as err:
+            raise EngineError(str(err)) from None
+
+    # ------------------------------------------------------------------ run
+    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
+        params = self.resolve(request)
+        runtime = resolve_runtime(params, self.device_preference)
+        steps = int(params["steps"])
+        yield Progress(0, steps, f"loading {TITLE}")
+        parts = self.load(runtime)
+        check_cancel(cancel)
+        from ..models.diffusion.sampling import vae_factor
+
+        if vae_factor(parts) != LATENT_FACTOR:
+            raise EngineError(f"{parts.source.path}: its VAE is not SD-1.5's (8 pixels per latent cell)")
+        plan = plan_latent_fill(
+            request.image.shape[:2], request.mask, int(params["resolution"]), params["context"]
+        )
+        try:
+            yield from self._fill(parts, plan, request, params, runtime, cancel)
+        except (MemoryError, RuntimeError) as err:
+            if isinstance(err, EngineError) or not _is_out_of_memory(err):
+                raise
+            w, h = plan.work_size
+            raise EngineError(
+                f"{TITLE} ran out of memory at {w}x{h} with {request.variants} variant(s): lower the resolution "
+                "or the number of variants, use precision bf16/fp16, or another device"
+            ) from err
+
+    def _fill(
+        self,
+        parts: Any,
+        plan: LatentFill,
+        request: Request,
+        params: dict[str, Any],
+        runtime: Runtime,
+        cancel: CancelFn,
+    ) -> Iterator[Event]:
+        import torch
+
+        from ..models.diffusion.previews import latents_to_rgb
+        from ..models.diffusion.sampling import Sampling, decode_latents, inpaint_steps
+
+        work_mask = plan.work_mask(request.mask)
+        pixels = (
+            torch.from_numpy(plan.work_image(request.image)).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
+        )
+        pixel_mask = torch.from_numpy(work_mask)[None, None].float()
+        latent_mask = torch.from_numpy(plan.latent_mask(work_mask))[None, None]
+        seeds = [variant_seed(request.seed, i) for i in range(request.variants)]
+        # CPU generators: the same seed draws the same noise on every device
+        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        sampling = Sampling(
+            steps=int(params["steps"]),
+            guidance=float(params["guidance"]),
+            strength=float(params["strength"]),
+            scheduler=params["scheduler"],
+        )
+        feather, colour = int(params["feather"]), bool(params["color_match"])
+        decode_every = int(params["decode_every"])
+
+        def paste(work_image: np.ndarray) -> np.ndarray:
+            return plan.paste(work_image, request.image, request.mask, feather, colour)
+
+        states = inpaint_steps(
+            parts,
+            pixels,
+            pixel_mask,
+            latent_mask,
+            request.prompt,
+            request.negative_prompt,
+            generators,
+            sampling,
+        )
+        latents = None
+        while True:
+            check_cancel(cancel)
+            state = next(states, None)
+            if state is None:
+                break
+            latents = state.latents
+            yield Progress(state.step, state.steps, f"step {state.step}/{state.steps}")
+            if decode_every and (state.step % decode_every == 0 or state.step == state.steps):
+                check_cancel(cancel)
+                shown = _to_uint8(decode_latents(parts, state.denoised[:1]))[0]
+            else:
+                small = latents_to_rgb(state.denoised[:1])[0]
+                shown = cv2.resize(small, plan.work_size, interpolation=cv2.INTER_LINEAR)
+            yield Preview(paste(shown), state.step, state.steps)
+        check_cancel(cancel)
+        yield Progress(sampling.steps, sampling.steps, "decoding")
+        images = _to_uint8(decode_latents(parts, latents))
+        meta = {
+            "box": plan.box,
+            "work_size": plan.work_size,
+            "scheduler": sampling.scheduler,
+            "steps": sampling.steps,
+            "device": runtime.device,
+            "precision": runtime.precision,
+            "model": str(parts.source.path),
+        }
+        fills = [paste(img) for img in images]
+        if request.variants > 1:
+            for i, fill in enumerate(fills):
+                yield Variant(fill, i, seeds[i], {**meta, "seed": seeds[i]})
+        yield Result(fills[0], {**meta, "seed": seeds[0], "seeds": seeds})
+
+
+def find_model(weights: str | Path | None) -> Any:
+    """The :class:`ModelSource` to run: ``weights`` if given, else the newest entry of the store."""
+    from ..models.diffusion.source import ModelSourceError, model_source
+
+    candidates: list[Path]
+    if weights:
+        candidates = [Path(weights).expanduser()]
+    else:
+        root = store_dir(ENGINE_ID)
+        entries = [p for p in root.iterdir() if not p.name.startswith(".")] if root.is_dir() else []
+        candidates = sorted(entries, key=lambda p: p.stat().st_mtime, reverse=True)
+        if not candidates:
+            raise WeightsMissing(f"no {TITLE} model in {root}; {HINT}")
+    errors = []
+    for path in candidates:
+        try:
+            return model_source(path)
+        except ModelSourceError as err:
+            errors.append(str(err))
+    raise WeightsMissing(
+        f"{errors[0]}; {HINT}" if weights else f"no usable {TITLE} model in {store_dir(ENGINE_ID)}; {HINT}"
+    )
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    return (
+        isinstance(err, MemoryError)
+        or type(err).__name__ == "OutOfMemoryError"
+        or "out of memory" in str(err)
+    )

@@ -1,0 +1,215 @@
+"""MTA's loss terms: Sobel edge target and structure loss, latent VGG, Gram style loss, x_{t-1} math."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inpaint_studio.models.diffusion.latent_style import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SD15_LATENT_RGB_FACTORS,
+    LatentVGG,
+    build_latent_vgg,
+    gram_matrix,
+    load_rgb_vgg,
+    mta_style_loss,
+    noised_latent,
+    previous_latent,
+    rgb_conv_to_latent,
+    style_loss,
+)
+from inpaint_studio.models.diffusion.mta_losses import PAPER_WEIGHTS, edge_loss, sobel_edge_target
+
+TINY_VGG = dict(layout=(8, 8, "M", 16, 16, "M", 16), style_layers=(1, 3, 8, 11))
+
+
+def _sd_alphas():
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    return torch.cumprod(1 - betas, 0).float()
+
+
+# -- edges -----------------------------------------------------------------------------------------
+def test_sobel_target_marks_a_step_and_nothing_else():
+    image = -torch.ones(1, 3, 64, 64)
+    image[..., 32:] = 1.0  # black | white, vertical edge between columns 31 and 32
+    edges = sobel_edge_target(image, (8, 8))
+    assert edges.shape == (1, 1, 8, 8)
+    assert edges[..., :3].abs().max() == 0 and edges[..., 5:].abs().max() == 0
+    # columns 31 and 32 answer 4 / (4 sqrt 2); each is one of the 8 columns of its latent cell
+    assert torch.allclose(edges[..., 3], torch.full((1, 1, 8), 1 / 8 / math.sqrt(2)), atol=1e-6)
+    assert torch.allclose(edges[..., 4], torch.full((1, 1, 8), 1 / 8 / math.sqrt(2)), atol=1e-6)
+    assert not sobel_edge_target(torch.full((2, 3, 32, 32), 0.3), (4, 4)).any()
+    with pytest.raises(ValueError, match="RGB"):
+        sobel_edge_target(torch.zeros(1, 1, 8, 8), (1, 1))
+
+
+def test_edge_loss_is_the_mean_squared_frobenius_norm():
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(3, 1, 4, 5, generator=g), torch.rand(3, 1, 4, 5, generator=g)
+    per_sample = [torch.linalg.matrix_norm(pred[i, 0] - target[i, 0]) ** 2 for i in range(3)]
+    assert torch.allclose(edge_loss(pred, target), torch.stack(per_sample).mean())
+    assert torch.allclose(edge_loss(pred, target, per_pixel=True), F.mse_loss(pred, target))
+    assert edge_loss(target, target) == 0
+    with pytest.raises(ValueError, match="differ"):
+        edge_loss(pred, target[:, :, :2])
+
+
+def test_paper_weights():
+    assert (PAPER_WEIGHTS.noise, PAPER_WEIGHTS.style, PAPER_WEIGHTS.edge) == (1.0, 100.0, 0.1)
+    one = torch.tensor(1.0)
+    assert PAPER_WEIGHTS.total(one, one, one) == pytest.approx(101.1)
+    assert PAPER_WEIGHTS.total(one) == 1.0
+
+
+# -- Gram / style ------------------------------------------------------------------------------------
+def test_gram_and_style_loss():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(2, 6, 5, 7, generator=g)
+    b = torch.randn(2, 6, 5, 7, generator=g)
+    assert style_loss([a, a * 1], [a.clone(), a.clone()]) == 0
+    shuffled = a.flatten(2)[..., torch.randperm(35, generator=g)].reshape(a.shape)
+    assert torch.allclose(style_loss([a], [shuffled]), torch.tensor(0.0), atol=1e-10)  # layout-blind
+    assert style_loss([a], [b]) > 0
+    gram = gram_matrix(a)
+    assert gram.shape == (2, 6, 6) and torch.allclose(gram, gram.transpose(1, 2))
+    manual = a[0].reshape(6, -1) @ a[0].reshape(6, -1).t() / (6 * 35)
+    assert torch.allclose(gram[0], manual)
+    two_layers = style_loss([a, b], [b, a])
+    assert torch.allclose(two_layers, style_loss([a], [b]))  # mean over the N layers
+
+
+# -- x_{t-1} -----------------------------------------------------------------------------------------
+def test_previous_and_noised_latents_match_diffusers_schedulers():
+    pytest.importorskip("diffusers")
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    kwargs = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+    ddim = DDIMScheduler(**kwargs, set_alpha_to_one=False, clip_sample=False)
+    ddim.set_timesteps(1000)
+    ddpm = DDPMScheduler(**kwargs)
+    assert torch.allclose(ddim.alphas_cumprod, _sd_alphas(), atol=1e-6)
+    g = torch.Generator().manual_seed(0)
+    x0, noise, eps = (torch.randn(1, 4, 8, 8, generator=g) for _ in range(3))
+    for t in (999, 500, 37):
+        x_t = ddpm.add_noise(x0, noise, torch.tensor([t]))
+        assert torch.allclose(
+            noised_latent(x0, noise, torch.tensor([t]), ddpm.alphas_cumprod), x_t, atol=1e-6
+        )
+        want = ddim.step(eps, t, x_t, eta=0.0).prev_sample
+        got = previous_latent(x_t, eps, torch.tensor([t]), ddim.alphas_cumprod)
+        assert torch.allclose(got, want, atol=1e-5)
+    # the step before t = 0 is the clean latent
+    t0 = torch.tensor([0])
+    x_t = noised_latent(x0, noise, t0, ddpm.alphas_cumprod)
+    assert torch.allclose(previous_latent(x_t, noise, t0, ddpm.alphas_cumprod), x0, atol=1e-5)
+
+
+def test_perfect_noise_prediction_gives_zero_style_loss():
+    alphas = _sd_alphas()
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    t = torch.tensor([800, 3])
+    x_t = noised_latent(x0, noise, t, alphas)
+    extractor = LatentVGG(**TINY_VGG)
+    perfect = mta_style_loss(extractor, x_t, noise, noise, x0, t, alphas)
+    wrong = noise + 0.5 * torch.randn(2, 4, 8, 8, generator=g)
+    off = mta_style_loss(extractor, x_t, wrong, noise, x0, t, alphas)
+    assert off > 0 and perfect < 1e-4 * off
+
+
+def test_style_gradient_flows_through_the_frozen_unet_into_the_branch():
+    pytest.importorskip("diffusers")
+    from diffusers import UNet2DConditionModel
+
+    from inpaint_studio.models.diffusion.brushnet import BrushBranch
+    from inpaint_studio.models.diffusion.brushnet_hooks import inject_residuals
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+    ).requires_grad_(False)
+    branch = BrushBranch.from_unet(unet)
+    alphas = _sd_alphas()
+    x0, noise = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    t = torch.tensor([600, 100])
+    x_t = noised_latent(x0, noise, t, alphas)
+    mask = torch.ones(2, 1, 8, 8)
+    out = branch(x_t, t, x0 * mask, mask)
+    with inject_residuals(unet, out.residuals):
+        eps = unet(x_t, t, encoder_hidden_states=torch.randn(2, 3, 32)).sample
+    extractor = LatentVGG(**TINY_VGG)
+    loss = mta_style_loss(extractor, x_t, eps, noise, x0, t, alphas)
+    loss.backward()
+    assert branch.mid_injection.weight.grad.abs().sum() > 0  # zero injections still learn
+    assert extractor.features[0].weight.grad.abs().sum() > 0  # the extractor is trained too (lr 1e-7)
+    assert all(p.grad is None for p in unet.parameters())
+
+
+# -- the 4-channel VGG ------------------------------------------------------------------------------
+def test_first_conv_conversion_equals_rgb_vgg_on_decoded_latents():
+    g = torch.Generator().manual_seed(0)
+    w3, b3 = torch.randn(8, 3, 3, 3, generator=g), torch.randn(8, generator=g)
+    w4, b4 = rgb_conv_to_latent(w3, b3)
+    z = torch.randn(2, 4, 12, 12, generator=g)
+    rgb = torch.einsum("bkhw,kc->bchw", z, torch.tensor(SD15_LATENT_RGB_FACTORS))
+    x = ((rgb + 1) / 2 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(
+        1, 3, 1, 1
+    )
+    want = F.conv2d(x, w3, b3, padding=1)
+    got = F.conv2d(z, w4, b4, padding=1)
+    assert torch.allclose(got[..., 1:-1, 1:-1], want[..., 1:-1, 1:-1], atol=1e-4)  # exact off the border
+
+
+def _torchvision_like_vgg16(path):
+    """A vgg16 state dict with torchvision's keys and shapes (expanded constants: a tiny file)."""
+    widths = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
+    convs = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+    state, cin = {}, 3
+    for i, (idx, w) in enumerate(zip(convs, widths, strict=True)):
+        weight = torch.full((1,), 0.01 * (i + 1)).expand(w, cin, 3, 3)
+        if idx == 0:
+            weight = torch.randn(w, cin, 3, 3, generator=torch.Generator().manual_seed(0))
+        state[f"features.{idx}.weight"] = weight
+        state[f"features.{idx}.bias"] = torch.full((w,), 0.5)
+        cin = w
+    state["classifier.0.weight"] = torch.zeros(1).expand(4096, 25088)
+    torch.save(state, path)
+    return state
+
+
+def test_vgg_file_initialises_the_latent_extractor(tmp_path):
+    state = _torchvision_like_vgg16(tmp_path / "vgg16.pth")
+    model = build_latent_vgg(tmp_path / "vgg16.pth")
+    assert len(model.features) == 23  # up to relu4_3
+    w4, b4 = rgb_conv_to_latent(state["features.0.weight"], state["features.0.bias"])
+    assert torch.allclose(model.features[0].weight, w4) and torch.allclose(model.features[0].bias, b4)
+    assert torch.equal(model.features[21].weight, state["features.21.weight"])
+    feats = model(torch.randn(1, 4, 16, 16))
+    assert [f.shape[1] for f in feats] == [64, 128, 256, 512]
+
+
+def test_random_init_warns_and_bad_files_are_refused(tmp_path):
+    with pytest.warns(UserWarning, match="random init"):
+        model = build_latent_vgg(None)
+    assert model.features[0].in_channels == 4
+    bn = {"features.0.weight": torch.zeros(64, 3, 3, 3), "features.1.running_mean": torch.zeros(64)}
+    torch.save(bn, tmp_path / "bn.pth")
+    with pytest.raises(ValueError, match="batch-norm"):
+        build_latent_vgg(tmp_path / "bn.pth")
+    torch.save({"weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not a torchvision VGG"):
+        build_latent_vgg(tmp_path / "other.pth")
+    tiny = LatentVGG(**TINY_VGG)
+    with pytest.raises(ValueError, match="has no"):
+        load_rgb_vgg(tiny, {"features.0.weight": torch.zeros(8, 3, 3, 3)})
