@@ -1,6 +1,6 @@
-"""The desktop app's entry point: ``inpaint-studio [PICTURE_OR_PROJECT] [--sample]``.
+"""The desktop app's entry point: ``inpaint-studio [PICTURE_OR_PROJECT ...] [--sample]``.
 
-Thin on purpose: make the QApplication, the main window, open what was asked for, run.
+Thin on purpose: make the QApplication, one main window per picture asked for, run.
 """
 
 from __future__ import annotations

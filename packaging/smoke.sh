@@ -22,7 +22,7 @@ echo "== inpaint-studio engines"
 grep -q "classical" "$work/engines.txt" || { echo "smoke: classical engine not listed" >&2; exit 1; }
 
 echo "== inpaint-studio fill (classical)"
-sample="inpaint_studio/resources/samples/coffee.png"
+sample="resources/samples/coffee.png"
 python - "$sample" "$work/mask.png" <<'PY'
 import sys
 from PIL import Image, ImageDraw

@@ -33,6 +33,11 @@ SOURCES: dict[str, CheckpointSource] = {
         "Hugging Face llvictorll/Maskgit-pytorch (folder pretrained_maskgit/)",
         "Import the VQGAN and the transformer in turn.",
     ),
+    "sd15": CheckpointSource(
+        "a Stable Diffusion 1.5 inpainting model (sd-v1-5-inpainting.safetensors or .ckpt, or its diffusers folder)",
+        "Hugging Face (the model first published as runwayml/stable-diffusion-inpainting, and its mirrors)",
+        "Point “Use weights folder…” at the file's folder or the diffusers folder; nothing is downloaded.",
+    ),
     "inpnet": CheckpointSource(
         "the official MAE ViT-Large (mae_visualize_vit_large.pth) as the encoder",
         "the MAE authors' repository github.com/facebookresearch/mae (dl.fbaipublicfiles.com/mae/)",
