@@ -208,6 +208,13 @@ class WindowBuilder:
             "Cancel", self.controller.cancel, "Esc", "mdi6.stop", "Stop the running fill (Esc)"
         )
         self.act_cancel.setEnabled(False)
+        self.act_models = A(
+            "&Models…",
+            self.show_models,
+            None,
+            "mdi6.download-box-outline",
+            "Download and manage model weights",
+        )
         # brush
         self.act_smaller = A("Smaller brush", self.brush.shrink, "[")
         self.act_larger = A("Larger brush", self.brush.grow, "]")
@@ -344,6 +351,8 @@ class WindowBuilder:
             self.docks_menu.addAction(d.toggleViewAction())
         m = mb.addMenu("F&ill")
         m.addActions([self.act_fill, self.act_cancel])
+        m.addSeparator()
+        m.addAction(self.act_models)
 
     def _make_toolbars(self) -> None:
         main = QToolBar("Main", self)
@@ -422,6 +431,16 @@ class WindowBuilder:
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, opts)
         self.options_toolbar = opts
         self._sync_brush_controls()
+
+    def show_models(self, catalogue=None, importer=None, endpoint=None):
+        """The Models dialog (modeless); the engine list is re-read when something is installed or removed."""
+        from .models_dialog import ModelsDialog
+
+        dialog = ModelsDialog(catalogue, importer, endpoint, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.installed_changed.connect(lambda: self.engine_panel.refresh(keep=True))
+        dialog.show()
+        return dialog
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
