@@ -281,7 +281,7 @@ class EnginePanel(QWidget):
                 source = source_of(e.id)
                 tip = e.availability.reason
                 if source is not None:
-                    tip += f"\n\n{source.text}\nImport it with “Import checkpoint…” in the Engine panel."
+                    tip += f"\n\n{source.text}\nGet it in Models…, or import a copy you have with “Import checkpoint…”."
                 item.setToolTip(tip)
             model.appendRow(item)
         ids = [e.id for e in entries]

@@ -124,6 +124,7 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
 
         self._make_actions()
         self._make_docks()
+        self.engine_panel.set_model_manager(lambda _engine_id: self.show_models())
         self._make_menus()
         self._make_toolbars()
         self.status = StatusBar(self.act_cancel, self)

@@ -217,10 +217,17 @@ def test_a_disabled_engine_says_where_its_public_checkpoint_comes_from(window, q
         if panel.combo.itemData(i, Qt.ItemDataRole.UserRole + 1) == "mat"
     )
     tip = panel.combo.itemData(row, Qt.ItemDataRole.ToolTipRole)
-    assert "fenglinglwb/MAT" in tip and "Import checkpoint" in tip
+    assert "fenglinglwb/MAT" in tip and "Import checkpoint" in tip and "Models…" in tip
     assert panel.source_label.isVisibleTo(panel) and "fenglinglwb/MAT" in panel.source_label.text()
     assert panel.import_button.isVisibleTo(panel)
-    assert not panel.models_button.isVisibleTo(panel), "no model manager wired yet"
+    assert panel.models_button.isVisibleTo(panel), "the Models dialog is offered beside Import"
+    from inpaint_studio.ui.models_dialog import ModelsDialog
+
+    panel.models_button.click()
+    dialogs = [w for w in window.findChildren(ModelsDialog) if w.isVisible()]
+    assert len(dialogs) == 1
+    dialogs[0].close()
+    QApplication.processEvents()
     asked = []
     panel.set_model_manager(asked.append)
     assert panel.models_button.isVisibleTo(panel)
