@@ -23,7 +23,10 @@ class CheckpointSource:
     @property
     def text(self) -> str:
         line = f"Public checkpoint: {self.what}, from {self.where}."
-        return f"{line} {self.note[0].upper()}{self.note[1:]}." if self.note else line
+        if not self.note:
+            return line
+        note = f"{self.note[0].upper()}{self.note[1:]}"
+        return f"{line} {note}" if note.endswith(("…", ".")) else f"{line} {note}."
 
 
 def source_of(engine_id: str, catalogue: Catalogue | None = None) -> CheckpointSource | None:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QFrame,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -102,30 +103,34 @@ class EnginePanel(QWidget):
         self.reason = QLabel(self.fix_box)
         self.reason.setWordWrap(True)
         self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.weights_button = QPushButton("Use weights folder…")
+        self.weights_button = QPushButton("Weights folder…")
         theme.set_icon(self.weights_button, "mdi6.folder-search-outline")
         self.weights_button.clicked.connect(self.choose_weights_folder)
-        self.import_button = QPushButton("Import checkpoint…")
+        self.import_button = QPushButton("Import…")
         theme.set_icon(self.import_button, "mdi6.file-import-outline")
         self.import_button.clicked.connect(self.import_checkpoint)
         self.train_button = QPushButton("How to train…")
         theme.set_icon(self.train_button, "mdi6.school-outline")
         self.train_button.clicked.connect(self.show_training)
+        self.weights_button.setToolTip("Use the weights in a folder you choose")
+        self.import_button.setToolTip("Import a public checkpoint you have (converted into the model store)")
         self.source_label = QLabel(self.fix_box)  # where the public checkpoint comes from
         self.source_label.setWordWrap(True)
         self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.models_button = QPushButton("Model manager…")  # shown once set_model_manager is called
+        self.models_button = QPushButton("Models…")  # shown once set_model_manager is called
         theme.set_icon(self.models_button, "mdi6.download-box-outline")
         self.models_button.clicked.connect(self._open_model_manager)
+        self.models_button.setToolTip("Download a public checkpoint in the Models dialog")
         self.models_button.hide()
         self._model_manager: Callable[[str], object] | None = None
         fix = QVBoxLayout(self.fix_box)
         fix.addWidget(self.reason)
         fix.addWidget(self.source_label)
-        fix_buttons = QHBoxLayout()
-        for b in (self.import_button, self.models_button, self.weights_button, self.train_button):
-            fix_buttons.addWidget(b)
-        fix_buttons.addStretch(1)
+        fix_buttons = QGridLayout()  # two a row: the dock stays narrow, the panel scrolls only down
+        for k, b in enumerate(
+            (self.import_button, self.models_button, self.weights_button, self.train_button)
+        ):
+            fix_buttons.addWidget(b, k // 2, k % 2)
         fix.addLayout(fix_buttons)
         self.weights_label = QLabel(self)
         self.weights_label.setWordWrap(True)
@@ -281,7 +286,7 @@ class EnginePanel(QWidget):
                 source = source_of(e.id)
                 tip = e.availability.reason
                 if source is not None:
-                    tip += f"\n\n{source.text}\nGet it in Models…, or import a copy you have with “Import checkpoint…”."
+                    tip += f"\n\n{source.text}\nGet it in Models…, or import a copy you have (Import…)."
                 item.setToolTip(tip)
             model.appendRow(item)
         ids = [e.id for e in entries]
@@ -393,7 +398,7 @@ class EnginePanel(QWidget):
         self.refresh(keep=True)
 
     def set_model_manager(self, open_manager: Callable[[str], object] | None) -> None:
-        """Offer "Model manager…" beside Import for engines without weights; ``open_manager``
+        """Offer "Models…" (the model manager) beside Import for engines without weights; ``open_manager``
         gets the engine id (the hook for ``ui/models_dialog.py``'s ModelsDialog)."""
         self._model_manager = open_manager
         self._show(self._engine_id)
@@ -535,4 +540,5 @@ class EnginePanel(QWidget):
 def _html(text: str) -> str:
     import html
 
-    return html.escape(text).replace("`", "")
+    # a zero-width space after each slash lets a long path wrap inside the narrow dock
+    return html.escape(text).replace("`", "").replace("/", "/\u200b")

@@ -217,7 +217,7 @@ def test_a_disabled_engine_says_where_its_public_checkpoint_comes_from(window, q
         if panel.combo.itemData(i, Qt.ItemDataRole.UserRole + 1) == "mat"
     )
     tip = panel.combo.itemData(row, Qt.ItemDataRole.ToolTipRole)
-    assert "fenglinglwb/MAT" in tip and "Import checkpoint" in tip and "Models…" in tip
+    assert "fenglinglwb/MAT" in tip and "Import…" in tip and "Models…" in tip
     assert panel.source_label.isVisibleTo(panel) and "fenglinglwb/MAT" in panel.source_label.text()
     assert panel.import_button.isVisibleTo(panel)
     assert panel.models_button.isVisibleTo(panel), "the Models dialog is offered beside Import"
