@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -72,6 +73,8 @@ class Param:
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{self.name} expects {noun}, got {value!r}") from None
+        if not math.isfinite(number):  # NaN passes every range check, inf breaks the engines
+            raise ValueError(f"{self.name} expects a finite number, got {value!r}")
         if self.kind == "float":
             return number
         if not number.is_integer():

@@ -38,6 +38,8 @@ from .base import (
     check_cancel,
 )
 from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .latent_run import is_out_of_memory as _is_out_of_memory
+from .latent_run import to_uint8 as _to_uint8
 from .params import Param
 from .runtime import Runtime, resolve_runtime, runtime_params
 from .seeds import variant_seed
@@ -275,16 +277,4 @@ def find_model(weights: str | Path | None) -> Any:
             errors.append(str(err))
     raise WeightsMissing(
         f"{errors[0]}; {HINT}" if weights else f"no usable {TITLE} model in {store_dir(ENGINE_ID)}; {HINT}"
-    )
-
-
-def _to_uint8(images: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
-
-
-def _is_out_of_memory(err: BaseException) -> bool:
-    return (
-        isinstance(err, MemoryError)
-        or type(err).__name__ == "OutOfMemoryError"
-        or "out of memory" in str(err)
     )

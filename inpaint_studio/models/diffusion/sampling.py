@@ -67,6 +67,18 @@ def encode_text(parts: SD15Parts, prompts: Sequence[str]) -> Any:
         return parts.text_encoder(ids.input_ids.to(device), attention_mask=mask)[0]
 
 
+def prompt_embeddings(parts: SD15Parts, prompt: str, negative_prompt: str, batch: int, guided: bool) -> Any:
+    """Text states for a batch of ``batch`` latents: (B, 77, D), or (2B, 77, D) with the negative
+    prompt's (empty: the unconditional) first when ``guided``, as classifier-free guidance splits them."""
+    import torch
+
+    embeds = encode_text(parts, [prompt]).repeat(batch, 1, 1)
+    if guided:
+        uncond = encode_text(parts, [negative_prompt or ""])
+        embeds = torch.cat([uncond.repeat(batch, 1, 1), embeds])
+    return embeds
+
+
 def encode_image(parts: SD15Parts, pixels: Any) -> Any:
     """VAE posterior mean of (B, 3, H, W) pixels in [-1, 1], times the scaling factor."""
     import torch
@@ -110,12 +122,7 @@ def inpaint_steps(
     batch = len(generators)
     guided = sampling.guidance > 1.0
 
-    cond = encode_text(parts, [prompt])
-    embeds = cond.repeat(batch, 1, 1)
-    if guided:
-        uncond = encode_text(parts, [negative_prompt or ""])
-        embeds = torch.cat([uncond.repeat(batch, 1, 1), embeds])
-    embeds = embeds.to(device, dtype)
+    embeds = prompt_embeddings(parts, prompt, negative_prompt, batch, guided).to(device, dtype)
 
     scheduler = make_scheduler(sampling.scheduler, parts.scheduler_config)
     scheduler.set_timesteps(sampling.steps, device=device)
@@ -150,7 +157,7 @@ def inpaint_steps(
         if guided:
             conditioning = torch.cat([conditioning] * 2)
 
-    step_kwargs = _step_kwargs(scheduler, list(generators), sampling.eta)
+    step_kwargs = scheduler_step_kwargs(scheduler, list(generators), sampling.eta)
     total = len(timesteps)
     for i, t in enumerate(timesteps):
         model_in = torch.cat([latents] * 2) if guided else latents
@@ -167,7 +174,7 @@ def inpaint_steps(
         latents = out.prev_sample
         denoised = getattr(out, "pred_original_sample", None)
         if denoised is None:
-            denoised = _estimate_clean(scheduler, before, eps, t)
+            denoised = estimate_clean(scheduler, before, eps, t)
         if image_latents is not None and not parts.inpainting:
             known = image_latents
             if i < total - 1:
@@ -177,7 +184,7 @@ def inpaint_steps(
         yield StepState(i + 1, total, latents, denoised)
 
 
-def _step_kwargs(scheduler: Any, generators: list[Any], eta: float) -> dict[str, Any]:
+def scheduler_step_kwargs(scheduler: Any, generators: list[Any], eta: float) -> dict[str, Any]:
     accepted = set(inspect.signature(scheduler.step).parameters)
     kwargs: dict[str, Any] = {}
     if "eta" in accepted:
@@ -187,7 +194,7 @@ def _step_kwargs(scheduler: Any, generators: list[Any], eta: float) -> dict[str,
     return kwargs
 
 
-def _estimate_clean(scheduler: Any, latents: Any, eps: Any, t: Any) -> Any:
+def estimate_clean(scheduler: Any, latents: Any, eps: Any, t: Any) -> Any:
     """x0 from an epsilon prediction for schedulers that do not report it (VP form: DPM++, UniPC)."""
     alphas = getattr(scheduler, "alphas_cumprod", None)
     if alphas is None or float(getattr(scheduler, "init_noise_sigma", 1.0)) != 1.0:
