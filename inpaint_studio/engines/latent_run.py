@@ -10,7 +10,7 @@ are several) and the Result. Fills come at the mask's bounding box with their
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +39,20 @@ def stream_fill(
     options: PasteOptions,
     meta: Mapping[str, Any],
     cancel: CancelFn,
+    decode: Callable[[Any], np.ndarray] | None = None,
 ) -> Iterator[Event]:
-    """Events of one run; ``states`` yields a ``StepState`` per step (see the module docstring)."""
+    """Events of one run; ``states`` yields a ``StepState`` per step (see the module docstring).
+
+    ``decode`` turns (B, 4, h, w) latents into (B, H, W, 3) floats in [0, 1] (default: the model's VAE;
+    ASUKA passes its own decoder).
+    """
     from ..models.diffusion.previews import latents_to_rgb
     from ..models.diffusion.sampling import decode_latents
+
+    if decode is None:
+
+        def decode(latents: Any) -> np.ndarray:
+            return decode_latents(parts, latents)
 
     def place(work_image: np.ndarray) -> tuple[np.ndarray, Any]:
         return plan.place(work_image, request.image, request.mask, options.feather, options.color_match)
@@ -58,7 +68,7 @@ def stream_fill(
         every = options.decode_every
         if every and (state.step % every == 0 or state.step == state.steps):
             check_cancel(cancel)
-            shown = to_uint8(decode_latents(parts, state.denoised[:1]))[0]
+            shown = to_uint8(decode(state.denoised[:1]))[0]
         else:
             small = latents_to_rgb(state.denoised[:1])[0]
             shown = cv2.resize(small, plan.work_size, interpolation=cv2.INTER_LINEAR)
@@ -68,7 +78,7 @@ def stream_fill(
         raise EngineError("the sampler made no step: raise the number of steps")
     check_cancel(cancel)
     yield Progress(total, total, "decoding")
-    placed = [place(img) for img in to_uint8(decode_latents(parts, latents))]
+    placed = [place(img) for img in to_uint8(decode(latents))]
     if len(placed) > 1:
         for i, (fill, placement) in enumerate(placed):
             yield Variant(fill, i, seeds[i], {**meta, "seed": seeds[i]}, placement=placement)
@@ -87,3 +97,20 @@ def is_out_of_memory(err: BaseException) -> bool:
         or type(err).__name__ == "OutOfMemoryError"
         or "out of memory" in str(err)
     )
+
+
+def out_of_memory_hint(title: str, work_size: tuple[int, int], variants: int) -> str:
+    """What to do when a run did not fit: the message of the EngineError an engine raises."""
+    w, h = work_size
+    return (
+        f"{title} ran out of memory at {w}x{h} with {variants} variant(s): lower the resolution "
+        "or the number of variants, use precision bf16/fp16, or another device"
+    )
+
+
+def missing_libraries() -> str:
+    """'' when diffusers and transformers are installed, else the one-line reason and the fix."""
+    import importlib.util
+
+    missing = [name for name in ("diffusers", "transformers") if importlib.util.find_spec(name) is None]
+    return f"needs {' and '.join(missing)}: pip install 'inpaint-studio[sd]'" if missing else ""
