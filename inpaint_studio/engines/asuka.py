@@ -32,20 +32,23 @@ from .asuka_weights import ALIGN, DECODER, ENGINE_ID, PRIOR, AsukaFolderError, A
 from .base import (
     Availability,
     CancelFn,
-    Engine,
     EngineError,
     EngineInfo,
     Event,
-    Progress,
-    Request,
     WeightsMissing,
     check_cancel,
 )
-from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .latent_compositor import LATENT_FACTOR
 from .latent_params import latent_fill_params, scheduler_param, steps_param
-from .latent_run import PasteOptions, is_out_of_memory, missing_libraries, out_of_memory_hint, stream_fill
+from .latent_run import (
+    LatentEngine,
+    LatentRun,
+    PasteOptions,
+    missing_libraries,
+    stream_fill,
+)
 from .params import Param
-from .runtime import Runtime, resolve_runtime
+from .runtime import Runtime
 from .seeds import variant_seed
 
 TITLE = "ASUKA (SD-1.5)"
@@ -69,7 +72,7 @@ class AsukaParts:
     weights: AsukaWeights
 
 
-class AsukaEngine(Engine):
+class AsukaEngine(LatentEngine):
     info = EngineInfo(
         id=ENGINE_ID,
         title=TITLE,
@@ -153,36 +156,19 @@ class AsukaEngine(Engine):
         return parts
 
     # ------------------------------------------------------------------ run
-    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
-        params = self.resolve(request)
-        runtime = resolve_runtime(params, self.device_preference)
-        steps = int(params["steps"])
-        yield Progress(0, steps, f"loading {TITLE}")
-        parts = self.load(runtime, with_decoder=params["decoder"] == "asuka")
-        check_cancel(cancel)
-        plan = plan_latent_fill(
-            request.image.shape[:2], request.mask, int(params["resolution"]), params["context"]
-        )
-        try:
-            yield from self._fill(parts, plan, request, params, runtime, cancel)
-        except (MemoryError, RuntimeError) as err:
-            if isinstance(err, EngineError) or not is_out_of_memory(err):
-                raise
-            raise EngineError(out_of_memory_hint(TITLE, plan.work_size, request.variants)) from err
+    def load_parts(self, runtime: Runtime, params: dict[str, Any]) -> Any:
+        return self.load(runtime, with_decoder=params["decoder"] == "asuka")
 
-    def _fill(
-        self,
-        parts: AsukaParts,
-        plan: LatentFill,
-        request: Request,
-        params: dict[str, Any],
-        runtime: Runtime,
-        cancel: CancelFn,
-    ) -> Iterator[Event]:
+    def sd_parts(self, parts: Any) -> Any:
+        return parts.sd
+
+    def fill_latent(self, run: LatentRun, cancel: CancelFn) -> Iterator[Event]:
         import torch
 
         from ..models.diffusion.sampling import Sampling, conditioned_steps
 
+        parts: AsukaParts = run.parts
+        plan, request, params, runtime = run.plan, run.request, run.params, run.runtime
         work_image = plan.work_image(request.image)
         work_mask = plan.work_mask(request.mask)
         pixels = torch.from_numpy(work_image).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1

@@ -17,8 +17,20 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .base import CancelFn, EngineError, Event, Preview, Progress, Request, Result, Variant, check_cancel
-from .latent_compositor import LatentFill
+from .base import (
+    CancelFn,
+    Engine,
+    EngineError,
+    Event,
+    Preview,
+    Progress,
+    Request,
+    Result,
+    Variant,
+    check_cancel,
+)
+from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .runtime import Runtime, resolve_runtime
 
 
 @dataclass(frozen=True)
@@ -113,4 +125,57 @@ def missing_libraries() -> str:
     import importlib.util
 
     missing = [name for name in ("diffusers", "transformers") if importlib.util.find_spec(name) is None]
-    return f"needs {' and '.join(missing)}: pip install 'inpaint-studio[sd]'" if missing else ""
+    return f"needs {' and '.join(missing)}: pip install diffusers transformers" if missing else ""
+
+
+@dataclass(frozen=True)
+class LatentRun:
+    """One run as the engine's :meth:`LatentEngine.fill_latent` gets it."""
+
+    parts: Any  # what load_parts returned
+    plan: LatentFill  # the compositor's crop, resize and latent grid
+    request: Request
+    params: dict[str, Any]  # resolved
+    runtime: Runtime
+
+
+class LatentEngine(Engine):
+    """Base of the latent-diffusion engines (sd15, asuka, mta): the one straight line of a run.
+
+    The request is resolved once, the device and precision once; the engine loads its parts
+    (:meth:`load_parts`), the compositor plans the crop once, and :meth:`fill_latent` yields the
+    events; running out of memory becomes one message here for every engine.
+    """
+
+    def load_parts(self, runtime: Runtime, params: dict[str, Any]) -> Any:
+        """The networks of one run, from the component cache."""
+        raise NotImplementedError
+
+    def sd_parts(self, parts: Any) -> Any:
+        """The SD-1.5 parts inside what :meth:`load_parts` returned (its VAE is checked)."""
+        return parts
+
+    def fill_latent(self, run: LatentRun, cancel: CancelFn) -> Iterator[Event]:
+        """Yield the run's events (usually through :func:`stream_fill`)."""
+        raise NotImplementedError
+
+    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
+        from ..models.diffusion.sampling import vae_factor
+
+        params = self.resolve(request)
+        runtime = resolve_runtime(params, self.device_preference)
+        yield Progress(0, int(params["steps"]), f"loading {self.info.title}")
+        parts = self.load_parts(runtime, params)
+        check_cancel(cancel)
+        sd = self.sd_parts(parts)
+        if vae_factor(sd) != LATENT_FACTOR:
+            raise EngineError(f"{sd.source.path}: its VAE is not SD-1.5's (8 pixels per latent cell)")
+        plan = plan_latent_fill(
+            request.image.shape[:2], request.mask, int(params["resolution"]), params["context"]
+        )
+        try:
+            yield from self.fill_latent(LatentRun(parts, plan, request, params, runtime), cancel)
+        except (MemoryError, RuntimeError) as err:
+            if isinstance(err, EngineError) or not is_out_of_memory(err):
+                raise
+            raise EngineError(out_of_memory_hint(self.info.title, plan.work_size, request.variants)) from err

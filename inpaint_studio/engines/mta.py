@@ -32,20 +32,16 @@ from ..models.components import ComponentKey, shared_cache
 from .base import (
     Availability,
     CancelFn,
-    Engine,
     EngineError,
     EngineInfo,
     Event,
-    Progress,
-    Request,
     WeightsMissing,
-    check_cancel,
 )
-from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .latent_compositor import LATENT_FACTOR
 from .latent_params import latent_fill_params, scheduler_param
-from .latent_run import PasteOptions, is_out_of_memory, stream_fill
+from .latent_run import LatentEngine, LatentRun, PasteOptions, stream_fill
 from .params import Param
-from .runtime import Runtime, resolve_runtime
+from .runtime import Runtime
 from .seeds import variant_seed
 from .weights import weights_availability
 
@@ -72,7 +68,7 @@ class MtaModel:
     branch_path: Path
 
 
-class MtaEngine(Engine):
+class MtaEngine(LatentEngine):
     info = EngineInfo(
         id=ENGINE_ID,
         title=TITLE,
@@ -178,47 +174,20 @@ class MtaEngine(Engine):
         return MtaModel(parts, branch, branch_path)
 
     # ------------------------------------------------------------------ run
-    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
-        params = self.resolve(request)
-        runtime = resolve_runtime(params, self.device_preference)
-        steps = int(params["steps"])
-        yield Progress(0, steps, f"loading {TITLE}")
-        model = self.load(runtime, params["base_model"])
-        check_cancel(cancel)
-        from ..models.diffusion.sampling import vae_factor
+    def load_parts(self, runtime: Runtime, params: dict[str, Any]) -> Any:
+        return self.load(runtime, params["base_model"])
 
-        if vae_factor(model.parts) != LATENT_FACTOR:
-            raise EngineError(
-                f"{model.parts.source.path}: its VAE is not SD-1.5's (8 pixels per latent cell)"
-            )
-        plan = plan_latent_fill(
-            request.image.shape[:2], request.mask, int(params["resolution"]), params["context"]
-        )
-        try:
-            yield from self._fill(model, plan, request, params, runtime, cancel)
-        except (MemoryError, RuntimeError) as err:
-            if isinstance(err, EngineError) or not is_out_of_memory(err):
-                raise
-            w, h = plan.work_size
-            raise EngineError(
-                f"{TITLE} ran out of memory at {w}x{h} with {request.variants} variant(s): lower the resolution "
-                "or the number of variants, use precision bf16/fp16, or another device"
-            ) from err
+    def sd_parts(self, parts: Any) -> Any:
+        return parts.parts
 
-    def _fill(
-        self,
-        model: MtaModel,
-        plan: LatentFill,
-        request: Request,
-        params: dict[str, Any],
-        runtime: Runtime,
-        cancel: CancelFn,
-    ) -> Iterator[Event]:
+    def fill_latent(self, run: LatentRun, cancel: CancelFn) -> Iterator[Event]:
         import torch
 
         from ..models.diffusion.brush_sampling import brush_steps
         from ..models.diffusion.sampling import Sampling
 
+        model: MtaModel = run.parts
+        plan, request, params, runtime = run.plan, run.request, run.params, run.runtime
         work_mask = plan.work_mask(request.mask)
         pixels = (
             torch.from_numpy(plan.work_image(request.image)).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1

@@ -22,20 +22,15 @@ from typing import Any
 from .base import (
     Availability,
     CancelFn,
-    Engine,
     EngineError,
     EngineInfo,
     Event,
-    Progress,
-    Request,
     WeightsMissing,
-    check_cancel,
 )
-from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
 from .latent_params import latent_fill_params, scheduler_param, steps_param
-from .latent_run import PasteOptions, is_out_of_memory, stream_fill
+from .latent_run import LatentEngine, LatentRun, PasteOptions, stream_fill
 from .params import Param
-from .runtime import Runtime, resolve_runtime
+from .runtime import Runtime
 from .seeds import variant_seed
 from .weights import store_dir
 
@@ -47,7 +42,7 @@ HINT = (
 )
 
 
-class SD15Engine(Engine):
+class SD15Engine(LatentEngine):
     info = EngineInfo(
         id=ENGINE_ID,
         title=TITLE,
@@ -115,44 +110,16 @@ class SD15Engine(Engine):
             raise EngineError(str(err)) from None
 
     # ------------------------------------------------------------------ run
-    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
-        params = self.resolve(request)
-        runtime = resolve_runtime(params, self.device_preference)
-        steps = int(params["steps"])
-        yield Progress(0, steps, f"loading {TITLE}")
-        parts = self.load(runtime)
-        check_cancel(cancel)
-        from ..models.diffusion.sampling import vae_factor
+    def load_parts(self, runtime: Runtime, params: dict[str, Any]) -> Any:
+        return self.load(runtime)
 
-        if vae_factor(parts) != LATENT_FACTOR:
-            raise EngineError(f"{parts.source.path}: its VAE is not SD-1.5's (8 pixels per latent cell)")
-        plan = plan_latent_fill(
-            request.image.shape[:2], request.mask, int(params["resolution"]), params["context"]
-        )
-        try:
-            yield from self._fill(parts, plan, request, params, runtime, cancel)
-        except (MemoryError, RuntimeError) as err:
-            if isinstance(err, EngineError) or not is_out_of_memory(err):
-                raise
-            w, h = plan.work_size
-            raise EngineError(
-                f"{TITLE} ran out of memory at {w}x{h} with {request.variants} variant(s): lower the resolution "
-                "or the number of variants, use precision bf16/fp16, or another device"
-            ) from err
-
-    def _fill(
-        self,
-        parts: Any,
-        plan: LatentFill,
-        request: Request,
-        params: dict[str, Any],
-        runtime: Runtime,
-        cancel: CancelFn,
-    ) -> Iterator[Event]:
+    def fill_latent(self, run: LatentRun, cancel: CancelFn) -> Iterator[Event]:
         import torch
 
         from ..models.diffusion.sampling import Sampling, inpaint_steps
 
+        parts: Any = run.parts
+        plan, request, params, runtime = run.plan, run.request, run.params, run.runtime
         work_mask = plan.work_mask(request.mask)
         pixels = (
             torch.from_numpy(plan.work_image(request.image)).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
