@@ -154,8 +154,9 @@ def brushnet_holes(
 ) -> np.ndarray:
     """BrushNet's training masks from (N, H, W) bool holes: opened with ``open_prob`` (a k x k
     opening; a hole it would erase stays as it was), then inverted with ``invert_prob`` where
-    ``invertible``. Returns new (N, H, W) bool holes."""
+    ``invertible``. ``kernel`` is rounded up to odd. Returns new (N, H, W) bool holes."""
     out = holes.copy()
+    kernel |= 1  # an even kernel's opening shifts the mask by a pixel (OpenCV's anchor); odd stays put
     element = np.ones((kernel, kernel), np.uint8)
     for i in range(len(out)):
         if rng.random() < open_prob:
@@ -229,11 +230,14 @@ class MtaTask(Task):
         """The base model's parts, loaded once per task (a private cache: the loop moves them)."""
         if self._sd is None:
             from inpaint_studio.models.components import ComponentCache
-            from inpaint_studio.models.diffusion.loading import load_sd15
+            from inpaint_studio.models.diffusion.loading import ModelLoadError, load_sd15
             from inpaint_studio.models.diffusion.source import model_source
 
-            source = model_source(self.options.base_model)
-            self._sd = load_sd15(source, "cpu", self.options.frozen_precision, cache=ComponentCache())
+            source = model_source(self.options.base_model)  # ModelSourceError is a ValueError
+            try:
+                self._sd = load_sd15(source, "cpu", self.options.frozen_precision, cache=ComponentCache())
+            except ModelLoadError as err:
+                raise ValueError(str(err)) from None
             if self._sd.inpainting:
                 raise ValueError(
                     f"{source.path} is an inpainting model (9-channel UNet): the branch trains beside a "
