@@ -213,3 +213,57 @@ def test_cli_says_what_is_missing(tmp_path, manifest, capsys):
     assert "--base-model" in capsys.readouterr().err
     assert cli.main([*args.split(), "--base-model", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+DDP_SCRIPT = """
+import hashlib, json, os, sys
+sys.path.insert(0, sys.argv[4])
+import torch
+from trainers.config import TrainConfig
+from trainers.loop import train
+from trainers.tasks.mta import MtaOptions, MtaTask
+
+manifest, out, base = sys.argv[1], sys.argv[2], sys.argv[3]
+modules = {}
+
+class Recording(MtaTask):
+    def build_modules(self):
+        modules.update(super().build_modules())
+        return modules
+
+config = TrainConfig(manifest=manifest, out=out, resolution=64, batch_size=1, steps=2, workers=0,
+                     val_fraction=0.3, checkpoint_every=100, sample_every=100, log_every=1,
+                     export_to_store=False, lr=1e-3)
+options = MtaOptions(base_model=base, style_net="8 M 16", style_layers=(1, 4), sample_steps=1, style_lr=1e-3)
+result = train(Recording(options, config), config, show_progress=False)
+digest = hashlib.sha256()
+for m, net in sorted(modules.items()):
+    for k, p in sorted(net.named_parameters()):
+        digest.update(f"{m}.{k}".encode() + p.detach().cpu().numpy().tobytes())
+with open(os.path.join(out, f"rank{os.environ['RANK']}.json"), "w") as f:
+    json.dump({"weights": digest.hexdigest(), "validation": result.validation}, f)
+"""
+
+
+@pytest.mark.slow
+def test_two_process_gloo_job_keeps_branch_and_extractor_in_sync(base, manifest, tmp_path):
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "ddp_job.py"
+    script.write_text(DDP_SCRIPT)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(manifest),
+           str(tmp_path / "run"), str(base), str(repo)]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = [json.loads((tmp_path / "run" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert reports[0]["weights"] == reports[1]["weights"]  # gradients of both modules averaged
+    assert reports[0]["validation"] == reports[1]["validation"]
+    assert (tmp_path / "run" / "weights" / "model.safetensors").is_file()
