@@ -85,7 +85,7 @@ class MtaOptions(MaskFolderOptions):
     brushnet: str | None = opt(
         None,
         "BrushNet checkpoint (the fork's folder or file, or an imported weights folder) to start the "
-        "branch from where shapes match (default: from the UNet)",
+        "branch from where shapes match (else from the UNet)",
     )
     edge_head: bool = opt(True, "mta: the edge head and its structure loss (eta); brushnet has none")
     style_loss: bool = opt(True, "the Gram style loss on x_{t-1} through the latent VGG (delta)")
