@@ -197,6 +197,21 @@ def gram_distance(judge: nn.Module, fill: torch.Tensor, target: torch.Tensor) ->
     return sum((gram_matrix(x) - gram_matrix(y)).pow(2).sum(dim=(1, 2)) for x, y in zip(a, b, strict=True))
 
 
+@torch.no_grad()
+def he_initialised(net: nn.Module) -> nn.Module:
+    """Convs re-drawn He-normal (ReLU gain), biases zero, for an extractor without VGG weights.
+
+    PyTorch's default conv init shrinks activations layer by layer: a random VGG-16's Gram matrices
+    on latents come out around 1e-9 at relu4_3, so the paper's delta = 100 would give the style
+    term no weight at all (measured: ``benchmarks/eval_mta_losses.py``). He init keeps the feature
+    scale of a trained network's order."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return net
+
+
 def fixed_judge(device: torch.device) -> LatentVGG:
     """A random RGB VGG-like network with a fixed seed, the same in every run: random-weight features
     are a known texture statistic, and this one never trains, so it scores fills of different runs
@@ -277,11 +292,15 @@ class MtaTask(Task):
         o = self.options
         layers = tuple(o.style_layers) or None
         if o.style_net in VGG_LAYOUTS:
-            return build_latent_vgg(o.vgg_weights, o.style_net, layers)
-        if o.vgg_weights:
+            extractor = build_latent_vgg(o.vgg_weights, o.style_net, layers)
+            if o.vgg_weights:
+                return extractor
+        elif o.vgg_weights:
             raise ValueError("--vgg-weights loads a vgg16/vgg19 extractor: drop the custom --style-net")
-        widths = [w if w == "M" else int(w) for w in o.style_net.replace(",", " ").split()]
-        return LatentVGG(widths, style_layers=layers)
+        else:
+            widths = [w if w == "M" else int(w) for w in o.style_net.replace(",", " ").split()]
+            extractor = LatentVGG(widths, style_layers=layers)
+        return he_initialised(extractor)
 
     def build_frozen(self) -> dict[str, nn.Module]:
         sd = self._base()
