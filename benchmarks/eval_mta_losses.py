@@ -18,7 +18,9 @@ hole:
 
 These are the task's own validation metrics (``MtaTask.validation_metrics``). Each term should
 lower its own measure: the table prints what came out, whatever it is. ``--lr`` is raised above
-the paper's 1e-5 (same for every run) so that a few hundred steps move the branch at all.
+the paper's 1e-5 (same for every run) so that a few hundred steps move the branch at all. There is
+no VGG file here, so the latent style extractor is random (He-normal, ``MtaTask``); the extra row
+with delta 1e8 shows the style term at a weight where it moves the branch at all.
 """
 
 from __future__ import annotations
