@@ -123,7 +123,7 @@ def test_batch_continues_past_bad_files(tmp_path, capsys):
         ["fill", str(tmp_path / "imgs"), "--mask", str(tmp_path / "masks"), "-o", str(tmp_path / "out")]
     )
     err = capsys.readouterr().err
-    assert code == 1 and "1 of 3 file(s) failed" in err and "b.png" in err
+    assert code == 2 and "1 of 3 file(s) failed" in err and "b.png" in err  # bad input only: 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
 
 
@@ -151,3 +151,64 @@ def test_module_entry_point_runs(tmp_path):
         [sys.executable, "-m", "inpaint_studio", "--version"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and proc.stdout.startswith("inpaint-studio ")
+
+
+def _broken_engine(error: Exception):
+    from inpaint_studio.engines.base import Engine, EngineInfo
+
+    class Broken(Engine):
+        info = EngineInfo(id="broken", title="Broken", description="raises", needs_weights=False)
+
+        def run(self, request, cancel=lambda: False):
+            yield from ()
+            raise error
+
+    return Broken
+
+
+@pytest.mark.parametrize(
+    "error, code, says",
+    [
+        (
+            ValueError("CUDA was asked for but no CUDA GPU is available; use --device cpu"),
+            2,
+            "CUDA was asked",
+        ),
+        (RuntimeError("CUDA error: an illegal memory access"), 1, "Broken failed: RuntimeError"),
+        (AssertionError(), 1, "Broken failed: AssertionError"),
+    ],
+)
+def test_engine_and_device_errors_are_one_line(tmp_path, capsys, monkeypatch, error, code, says):
+    from inpaint_studio.engines import registry
+
+    real = registry.engine_class
+    monkeypatch.setattr(
+        registry, "engine_class", lambda i: _broken_engine(error) if i == "broken" else real(i)
+    )
+    _photo(tmp_path / "p.png")
+    _mask(tmp_path / "m.png")
+    args = ["fill", str(tmp_path / "p.png"), "--mask", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png")]
+    assert main([*args, "--engine", "broken", "-q"]) == code
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_batch_shows_a_counter_with_eta_on_a_terminal(tmp_path, capsys, monkeypatch):
+    (tmp_path / "i").mkdir(), (tmp_path / "m").mkdir()
+    for name in ("a", "b", "c"):
+        _photo(tmp_path / "i" / f"{name}.png")
+        _mask(tmp_path / "m" / f"{name}.png")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["fill", str(tmp_path / "i"), "--mask", str(tmp_path / "m"), "-o", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "3/3" in err and "<" in err  # tqdm's n/N and its elapsed<remaining estimate
+
+
+def test_import_of_a_non_checkpoint_and_an_empty_folder(tmp_path, capsys):
+    (tmp_path / "notes.pth").write_text("hello")
+    assert main(["import", "mat", str(tmp_path / "notes.pth"), "--out", str(tmp_path / "w")]) == 2
+    (tmp_path / "release").mkdir()
+    assert main(["import", "maskgit", str(tmp_path / "release")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 2
+    assert "notes.pth" in err and "is an empty folder" in err and "does not exist" not in err

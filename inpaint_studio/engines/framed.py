@@ -106,9 +106,11 @@ class FramedEngine(Engine):
 def _placement(request: Request, feather: int) -> Placement:
     """The paste weight at the mask's bounding box: the mask (soft edge kept) times the feather."""
     x0, y0, x1, y1 = request.mask_box
-    alpha = paste_alpha(request.mask[y0:y1, x0:x1], feather)
-    alpha8 = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
-    alpha8[(request.mask[y0:y1, x0:x1] > 0) & (alpha8 == 0)] = 1  # every masked pixel takes the fill
+    crop = request.mask[y0:y1, x0:x1]
+    if feather <= 0:
+        return Placement(request.mask_box, crop.copy())  # the mask itself, soft edge and all
+    alpha8 = np.clip(np.rint(paste_alpha(crop, feather) * 255.0), 0, 255).astype(np.uint8)
+    alpha8[(crop > 0) & (alpha8 == 0)] = 1  # every masked pixel takes some of the fill
     return Placement(request.mask_box, alpha8)
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .base import Placement
 from .framing import mask_bbox
 
 LATENT_FACTOR = 8  # SD's VAE: one latent cell per 8x8 pixels
@@ -69,6 +70,31 @@ class LatentFill:
         return max_pool_mask(work_mask, LATENT_FACTOR)
 
     # ------------------------------------------------------------------ model -> full
+    def place(
+        self,
+        fill: np.ndarray,
+        image: np.ndarray,
+        mask: np.ndarray,
+        feather: int = 4,
+        color_match: bool = False,
+    ) -> tuple[np.ndarray, Placement]:
+        """The model's ``fill`` (work size, RGB uint8) cut to the mask's bounding box, with its
+        :class:`Placement`: the person's mask (soft edge kept) times the inward feather, 0 outside."""
+        x0, y0, x1, y1 = self.box
+        crop_fill = _resize(fill, self.crop_size).astype(np.float32)
+        crop_mask = mask[y0:y1, x0:x1]
+        if color_match:
+            crop_fill = match_ring_colour(
+                crop_fill, image[y0:y1, x0:x1], crop_mask > 0, ring_width(self.scale)
+            )
+        alpha = feather_alpha(crop_mask, feather)  # on the crop: its margin is not an edge
+        bx0, by0, bx1, by1 = mask_bbox(mask)
+        inside = (slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0))
+        alpha8 = np.clip(np.rint(alpha[inside] * 255.0), 0, 255).astype(np.uint8)
+        alpha8[(crop_mask[inside] > 0) & (alpha8 == 0)] = 1  # every masked pixel takes some fill
+        box_fill = np.clip(np.rint(crop_fill[inside]), 0, 255).astype(np.uint8)
+        return box_fill, Placement((bx0, by0, bx1, by1), alpha8)
+
     def paste(
         self,
         fill: np.ndarray,
@@ -77,19 +103,9 @@ class LatentFill:
         feather: int = 4,
         color_match: bool = False,
     ) -> np.ndarray:
-        """Blend the model's ``fill`` (work size, RGB uint8) into ``image`` inside ``mask`` only."""
-        x0, y0, x1, y1 = self.box
-        crop_fill = _resize(fill, self.crop_size).astype(np.float32)
-        crop_mask = mask[y0:y1, x0:x1]
-        orig = image[y0:y1, x0:x1]
-        hole = crop_mask > 0
-        if color_match:
-            crop_fill = match_ring_colour(crop_fill, orig, hole, ring_width(self.scale))
-        alpha = feather_alpha(crop_mask, feather)[..., None]
-        blended = np.clip(np.rint(alpha * crop_fill + (1.0 - alpha) * orig), 0, 255).astype(np.uint8)
-        out = image.copy()
-        out[y0:y1, x0:x1] = np.where(hole[..., None], blended, orig)
-        return out
+        """The full ``image`` with the fill placed (what the CLI writes); outside the mask: the input."""
+        box_fill, placement = self.place(fill, image, mask, feather, color_match)
+        return placement.paste(box_fill, image)
 
 
 def plan_latent_fill(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,7 +18,8 @@ class Param:
     """One tunable value of an engine.
 
     ``minimum``/``maximum`` bound numbers (inclusive); ``choices`` lists the values of a
-    ``choice``; ``step`` is a hint for sliders and spin boxes.
+    ``choice``; ``step`` is a hint for sliders and spin boxes. ``advanced``: an internal knob
+    (batching, indices the app sets itself) that the settings form keeps under "Advanced".
     """
 
     name: str
@@ -29,6 +31,7 @@ class Param:
     choices: tuple[str, ...] = ()
     step: float | None = None
     label: str = ""
+    advanced: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -70,6 +73,8 @@ class Param:
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{self.name} expects {noun}, got {value!r}") from None
+        if not math.isfinite(number):  # NaN passes every range check, inf breaks the engines
+            raise ValueError(f"{self.name} expects a finite number, got {value!r}")
         if self.kind == "float":
             return number
         if not number.is_integer():

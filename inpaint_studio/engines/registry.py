@@ -14,7 +14,9 @@ ENGINES: dict[str, str] = {
     "inpnet": "inpaint_studio.engines.inpnet:InpNetEngine",
     "maskgit": "inpaint_studio.engines.maskgit:MaskGitEngine",
     "mat": "inpaint_studio.engines.mat:MatEngine",
+    "mta": "inpaint_studio.engines.mta:MtaEngine",
     "sd15": "inpaint_studio.engines.sd15:SD15Engine",
+    "asuka": "inpaint_studio.engines.asuka:AsukaEngine",
 }
 
 DEFAULT_ENGINE = "classical"

@@ -14,12 +14,10 @@ decode every K steps) and cancel is honoured between steps; the fills are pasted
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import cv2
-import numpy as np
 
 from ..models.diffusion.schedulers import SCHEDULER_NAMES
 from .base import (
@@ -29,15 +27,13 @@ from .base import (
     EngineError,
     EngineInfo,
     Event,
-    Preview,
     Progress,
     Request,
-    Result,
-    Variant,
     WeightsMissing,
     check_cancel,
 )
 from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .latent_run import PasteOptions, is_out_of_memory, stream_fill
 from .params import Param
 from .runtime import Runtime, resolve_runtime, runtime_params
 from .seeds import variant_seed
@@ -47,7 +43,7 @@ ENGINE_ID = "sd15"
 TITLE = "Stable Diffusion 1.5"
 HINT = (
     "point --weights (or the engine settings) at a Stable Diffusion 1.5 inpainting model: a diffusers "
-    "folder or one .safetensors / .ckpt file, or put one in the model store"
+    "folder or one .safetensors / .ckpt file, or get one into the model store with `inpaint-studio models`"
 )
 
 
@@ -133,6 +129,11 @@ class SD15Engine(Engine):
     # ------------------------------------------------------------------ weights
     @classmethod
     def availability(cls, weights: str | Path | None = None) -> Availability:
+        missing = [name for name in ("diffusers", "transformers") if importlib.util.find_spec(name) is None]
+        if missing:
+            return Availability(
+                False, f"{TITLE} needs {' and '.join(missing)}: pip install diffusers transformers"
+            )
         try:
             source = find_model(weights)
         except WeightsMissing as err:
@@ -141,6 +142,9 @@ class SD15Engine(Engine):
 
     def load(self, runtime: Runtime) -> Any:
         """The model's parts from the shared component cache (loaded on first use)."""
+        avail = self.availability(self.weights)
+        if not avail.ok:
+            raise WeightsMissing(avail.reason)
         from ..models.diffusion.loading import ModelLoadError, load_sd15
 
         source = find_model(self.weights)
@@ -167,7 +171,7 @@ class SD15Engine(Engine):
         try:
             yield from self._fill(parts, plan, request, params, runtime, cancel)
         except (MemoryError, RuntimeError) as err:
-            if isinstance(err, EngineError) or not _is_out_of_memory(err):
+            if isinstance(err, EngineError) or not is_out_of_memory(err):
                 raise
             w, h = plan.work_size
             raise EngineError(
@@ -186,8 +190,7 @@ class SD15Engine(Engine):
     ) -> Iterator[Event]:
         import torch
 
-        from ..models.diffusion.previews import latents_to_rgb
-        from ..models.diffusion.sampling import Sampling, decode_latents, inpaint_steps
+        from ..models.diffusion.sampling import Sampling, inpaint_steps
 
         work_mask = plan.work_mask(request.mask)
         pixels = (
@@ -204,12 +207,9 @@ class SD15Engine(Engine):
             strength=float(params["strength"]),
             scheduler=params["scheduler"],
         )
-        feather, colour = int(params["feather"]), bool(params["color_match"])
-        decode_every = int(params["decode_every"])
-
-        def paste(work_image: np.ndarray) -> np.ndarray:
-            return plan.paste(work_image, request.image, request.mask, feather, colour)
-
+        options = PasteOptions(
+            int(params["feather"]), bool(params["color_match"]), int(params["decode_every"])
+        )
         states = inpaint_steps(
             parts,
             pixels,
@@ -220,24 +220,6 @@ class SD15Engine(Engine):
             generators,
             sampling,
         )
-        latents = None
-        while True:
-            check_cancel(cancel)
-            state = next(states, None)
-            if state is None:
-                break
-            latents = state.latents
-            yield Progress(state.step, state.steps, f"step {state.step}/{state.steps}")
-            if decode_every and (state.step % decode_every == 0 or state.step == state.steps):
-                check_cancel(cancel)
-                shown = _to_uint8(decode_latents(parts, state.denoised[:1]))[0]
-            else:
-                small = latents_to_rgb(state.denoised[:1])[0]
-                shown = cv2.resize(small, plan.work_size, interpolation=cv2.INTER_LINEAR)
-            yield Preview(paste(shown), state.step, state.steps)
-        check_cancel(cancel)
-        yield Progress(sampling.steps, sampling.steps, "decoding")
-        images = _to_uint8(decode_latents(parts, latents))
         meta = {
             "box": plan.box,
             "work_size": plan.work_size,
@@ -247,11 +229,7 @@ class SD15Engine(Engine):
             "precision": runtime.precision,
             "model": str(parts.source.path),
         }
-        fills = [paste(img) for img in images]
-        if request.variants > 1:
-            for i, fill in enumerate(fills):
-                yield Variant(fill, i, seeds[i], {**meta, "seed": seeds[i]})
-        yield Result(fills[0], {**meta, "seed": seeds[0], "seeds": seeds})
+        yield from stream_fill(parts, plan, request, states, seeds, options, meta, cancel)
 
 
 def find_model(weights: str | Path | None) -> Any:
@@ -275,16 +253,4 @@ def find_model(weights: str | Path | None) -> Any:
             errors.append(str(err))
     raise WeightsMissing(
         f"{errors[0]}; {HINT}" if weights else f"no usable {TITLE} model in {store_dir(ENGINE_ID)}; {HINT}"
-    )
-
-
-def _to_uint8(images: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
-
-
-def _is_out_of_memory(err: BaseException) -> bool:
-    return (
-        isinstance(err, MemoryError)
-        or type(err).__name__ == "OutOfMemoryError"
-        or "out of memory" in str(err)
     )

@@ -9,9 +9,13 @@ callables such as ``os.system`` are refused outright.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import io
+import os
 import pickle
+import stat
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,22 @@ import torch
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """The file asked to call something that could execute code."""
+
+
+class CheckpointFileError(ValueError):
+    """The file is not a checkpoint we can read (not a regular file, not a pickle, damaged)."""
+
+
+# What a pre-1.6 torch file (a tar) holds; anything else in one is refused before torch opens it.
+_LEGACY_TAR_MEMBERS = {"sys_info", "pickle", "storages", "tensors"}
+_BYTE_ENCODINGS = {"latin1", "latin-1", "iso-8859-1", "ascii", "utf-8", "utf8"}
+
+
+def _codecs_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it to rebuild ``bytes``; text codecs only."""
+    if not isinstance(text, str) or str(encoding).lower() not in _BYTE_ENCODINGS:
+        raise UnsafeCheckpointError(f"checkpoint asks to encode with {encoding!r}; refusing to load it")
+    return codecs.encode(text, encoding, errors)
 
 
 class Opaque:
@@ -80,6 +100,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,
     ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
+    ("_codecs", "encode"): _codecs_encode,
 }
 for _dtype_name in (
     "float16",
@@ -171,21 +192,84 @@ class _SafePickleModule:
 def safe_load(path: str | Path) -> Any:
     """Load a pickled checkpoint: torch zip/legacy files or raw pickles (StyleGAN ``.pkl``).
 
-    Tensors come back on the CPU. Unknown classes become :class:`Opaque` records.
+    Tensors come back on the CPU. Unknown classes become :class:`Opaque` records. A file we cannot
+    read raises :class:`CheckpointFileError` (or :class:`UnsafeCheckpointError`) with one line.
     """
     path = Path(path)
+    _check_regular(path)
     with path.open("rb") as f:
         head = f.read(4)
-    if head.startswith(b"PK"):  # torch zip format (.pth/.ckpt since torch 1.6)
-        return torch.load(path, map_location="cpu", pickle_module=_SafePickleModule, weights_only=False)
-    with path.open("rb") as f:
-        try:
-            return torch.load(f, map_location="cpu", pickle_module=_SafePickleModule, weights_only=False)
-        except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
-            if isinstance(err, UnsafeCheckpointError):
-                raise
-        f.seek(0)
-        return SafeUnpickler(f).load()
+    try:
+        if head.startswith(b"PK"):  # torch zip format (.pth/.ckpt since torch 1.6)
+            return torch.load(path, map_location="cpu", pickle_module=_SafePickleModule, weights_only=False)
+        if _is_tar(path):
+            _check_legacy_tar(path)
+        with path.open("rb") as f:
+            try:
+                return torch.load(f, map_location="cpu", pickle_module=_SafePickleModule, weights_only=False)
+            except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
+                if isinstance(err, UnsafeCheckpointError):
+                    raise
+            f.seek(0)
+            return SafeUnpickler(f).load()
+    except (UnsafeCheckpointError, CheckpointFileError):
+        raise
+    except MemoryError:
+        raise CheckpointFileError(f"{path.name}: not enough memory to read this checkpoint") from None
+    except RecursionError:
+        raise CheckpointFileError(f"{path.name}: the pickle nests too deeply; a damaged file") from None
+    except Exception as err:  # noqa: BLE001  every other way a hostile file fails is "not a checkpoint"
+        raise CheckpointFileError(
+            f"{path.name} is not a readable checkpoint ({type(err).__name__}: {_first_line(err)})"
+        ) from None
+
+
+def _check_regular(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        raise CheckpointFileError(f"{path}: no such file") from None
+    if stat.S_ISDIR(mode):
+        raise CheckpointFileError(f"{path} is a folder, not a checkpoint file")
+    if not stat.S_ISREG(mode):
+        raise CheckpointFileError(f"{path} is not a regular file (a pipe or device); refusing to read it")
+
+
+def _is_tar(path: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except (OSError, tarfile.TarError, ValueError):
+        return False
+
+
+def _check_legacy_tar(path: Path) -> None:
+    """Torch extracts a legacy tar into a temp dir and opens its members: a FIFO member would hang
+    it forever and a link could point anywhere. Only the four regular files torch writes pass."""
+    size = os.path.getsize(path)
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            members = tar.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise CheckpointFileError(f"{path.name}: damaged tar checkpoint ({_first_line(err)})") from None
+    names = {m.name for m in members}
+    for m in members:
+        if not m.isreg():
+            raise CheckpointFileError(
+                f"{path.name}: tar member {m.name!r} is not a regular file; refusing to extract it"
+            )
+        if m.size > size:
+            raise CheckpointFileError(
+                f"{path.name}: tar member {m.name!r} claims more bytes than the file has"
+            )
+    if not names <= _LEGACY_TAR_MEMBERS or "pickle" not in names:
+        raise CheckpointFileError(
+            f"{path.name} is a tar archive but not a torch checkpoint (it holds {', '.join(sorted(names))[:80]})"
+        )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:120]
 
 
 def find_tensors(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -94,9 +95,11 @@ def test_autosave_recovery_after_crash(tmp_path, monkeypatch):
     doc = _rich_doc()
     store.save(doc, title="holiday.jpg", source="/photos/holiday.jpg")
     assert store.recoverable() == []  # our own process is alive: nothing to recover
+    assert AutosaveStore(tmp_path / "autosave").recoverable() == []  # held by a live owner (its flock)
+    store.release_all()  # what the OS does when the app crashes: the lock goes, the files stay
     record = tmp_path / "autosave" / f"{doc.id}.json"
     info = json.loads(record.read_text())
-    info["pid"] = 2**22 + 12345  # a process that does not exist: the app crashed
+    info["pid"] = os.getpid()  # the recorded PID now belongs to a live process (PID reuse)
     record.write_text(json.dumps(info))
     entries = store.recoverable()
     assert [e.document_id for e in entries] == [doc.id] and "holiday.jpg" in entries[0].describe()

@@ -100,3 +100,15 @@ def test_weights_availability_reasons(tmp_path):
     assert "holds 'maskgit' weights" in weights_availability("mat", "MAT", tmp_path / "other", "").reason
     save_bundle(tmp_path / "mine", "mat", {"a": 1}, {"x": torch.zeros(1)})
     assert weights_availability("mat", "MAT", tmp_path / "mine", "").ok
+
+
+def test_parameters_refuse_nan_and_infinity_everywhere():
+    """The schema is shared by the CLI, the settings form and the engines: NaN must stop there."""
+    from inpaint_studio.engines.params import Param
+
+    for kind in ("float", "int"):
+        param = Param("context", kind, 1, minimum=0, maximum=4)
+        for bad in ("nan", float("nan"), "inf", float("-inf")):
+            with pytest.raises(ValueError, match="finite"):
+                param.coerce(bad)
+    assert Param("context", "float", 1.0, minimum=0, maximum=4).coerce("0.5") == 0.5

@@ -67,6 +67,18 @@ def encode_text(parts: SD15Parts, prompts: Sequence[str]) -> Any:
         return parts.text_encoder(ids.input_ids.to(device), attention_mask=mask)[0]
 
 
+def prompt_embeddings(parts: SD15Parts, prompt: str, negative_prompt: str, batch: int, guided: bool) -> Any:
+    """Text states for a batch of ``batch`` latents: (B, 77, D), or (2B, 77, D) with the negative
+    prompt's (empty: the unconditional) first when ``guided``, as classifier-free guidance splits them."""
+    import torch
+
+    embeds = encode_text(parts, [prompt]).repeat(batch, 1, 1)
+    if guided:
+        uncond = encode_text(parts, [negative_prompt or ""])
+        embeds = torch.cat([uncond.repeat(batch, 1, 1), embeds])
+    return embeds
+
+
 def encode_image(parts: SD15Parts, pixels: Any) -> Any:
     """VAE posterior mean of (B, 3, H, W) pixels in [-1, 1], times the scaling factor."""
     import torch
@@ -87,6 +99,18 @@ def decode_latents(parts: SD15Parts, latents: Any) -> Any:
     return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
 
 
+@dataclass(frozen=True)
+class Conditioning:
+    """What the UNet's cross-attention reads: ``cond`` (1, L, D), and with ``uncond`` (1, L', D) the
+    noise prediction ``uncond + scale * (cond - uncond)`` (classifier-free guidance, or ASUKA's blend of
+    its prior with the empty prompt). Same lengths run as one batch; different lengths (ASUKA's 256
+    prior tokens against CLIP's 77) as two UNet passes."""
+
+    cond: Any
+    uncond: Any | None = None
+    scale: float = 1.0
+
+
 def inpaint_steps(
     parts: SD15Parts,
     image: Any,
@@ -97,25 +121,34 @@ def inpaint_steps(
     generators: Sequence[Any],
     sampling: Sampling,
 ) -> Iterator[StepState]:
-    """Denoise ``len(generators)`` fills of one image; yields after every step.
+    """Denoise ``len(generators)`` fills of one image, steered by a prompt; yields after every step.
 
     ``image``: (1, 3, H, W) float in [-1, 1]; ``pixel_mask``: (1, 1, H, W), 1 = hole (the masked image
     hides it); ``latent_mask``: (1, 1, H/8, W/8), 1 = cells the model repaints. Generator ``i`` alone
     draws variant ``i``'s noise.
     """
+    cond = encode_text(parts, [prompt])
+    uncond = encode_text(parts, [negative_prompt or ""]) if sampling.guidance > 1.0 else None
+    conditioning = Conditioning(cond, uncond, sampling.guidance)
+    return conditioned_steps(parts, image, pixel_mask, latent_mask, conditioning, generators, sampling)
+
+
+def conditioned_steps(
+    parts: SD15Parts,
+    image: Any,
+    pixel_mask: Any,
+    latent_mask: Any,
+    conditioning: Conditioning,
+    generators: Sequence[Any],
+    sampling: Sampling,
+) -> Iterator[StepState]:
+    """:func:`inpaint_steps` with the cross-attention inputs given (``sampling.guidance`` unused)."""
     import torch
     from diffusers.utils.torch_utils import randn_tensor
 
     unet, device, dtype = parts.unet, parts.unet.device, parts.unet.dtype
     batch = len(generators)
-    guided = sampling.guidance > 1.0
-
-    cond = encode_text(parts, [prompt])
-    embeds = cond.repeat(batch, 1, 1)
-    if guided:
-        uncond = encode_text(parts, [negative_prompt or ""])
-        embeds = torch.cat([uncond.repeat(batch, 1, 1), embeds])
-    embeds = embeds.to(device, dtype)
+    embeds = _batched(conditioning, batch, device, dtype)
 
     scheduler = make_scheduler(sampling.scheduler, parts.scheduler_config)
     scheduler.set_timesteps(sampling.steps, device=device)
@@ -143,31 +176,25 @@ def inpaint_steps(
         latents = scheduler.add_noise(image_latents, noise, timesteps[:1].repeat(batch))
 
     mask = latent_mask.to(device, dtype).repeat(batch, 1, 1, 1)
-    conditioning = None
+    extra = None  # the inpainting UNet's extra input channels: mask + masked-image latents
     if parts.inpainting:
         masked = encode_image(parts, image * (pixel_mask.to(device) < 0.5)).to(dtype).repeat(batch, 1, 1, 1)
-        conditioning = torch.cat([mask, masked], dim=1)
-        if guided:
-            conditioning = torch.cat([conditioning] * 2)
+        extra = torch.cat([mask, masked], dim=1)
 
-    step_kwargs = _step_kwargs(scheduler, list(generators), sampling.eta)
+    step_kwargs = scheduler_step_kwargs(scheduler, list(generators), sampling.eta)
     total = len(timesteps)
     for i, t in enumerate(timesteps):
-        model_in = torch.cat([latents] * 2) if guided else latents
-        model_in = scheduler.scale_model_input(model_in, t)
-        if conditioning is not None:
-            model_in = torch.cat([model_in, conditioning], dim=1)
+        model_in = scheduler.scale_model_input(latents, t)
+        if extra is not None:
+            model_in = torch.cat([model_in, extra], dim=1)
         with torch.no_grad():
-            eps = unet(model_in, t, encoder_hidden_states=embeds, return_dict=False)[0]
-        if guided:
-            eps_uncond, eps_text = eps.chunk(2)
-            eps = eps_uncond + sampling.guidance * (eps_text - eps_uncond)
+            eps = _predict_noise(unet, model_in, t, conditioning, embeds)
         before = latents
         out = scheduler.step(eps, t, latents, **step_kwargs, return_dict=True)
         latents = out.prev_sample
         denoised = getattr(out, "pred_original_sample", None)
         if denoised is None:
-            denoised = _estimate_clean(scheduler, before, eps, t)
+            denoised = estimate_clean(scheduler, before, eps, t)
         if image_latents is not None and not parts.inpainting:
             known = image_latents
             if i < total - 1:
@@ -177,7 +204,39 @@ def inpaint_steps(
         yield StepState(i + 1, total, latents, denoised)
 
 
-def _step_kwargs(scheduler: Any, generators: list[Any], eta: float) -> dict[str, Any]:
+def _batched(conditioning: Conditioning, batch: int, device: Any, dtype: Any) -> tuple[Any, ...]:
+    """The embeddings repeated over the batch: (cond,), (uncond + cond,) in one batch, or (uncond, cond)."""
+    import torch
+
+    def rep(x: Any) -> Any:
+        return x.repeat(batch, 1, 1).to(device, dtype)
+
+    cond, uncond = conditioning.cond, conditioning.uncond
+    if uncond is None:
+        return (rep(cond),)
+    if uncond.shape == cond.shape:
+        return (torch.cat([rep(uncond), rep(cond)]),)
+    return rep(uncond), rep(cond)
+
+
+def _predict_noise(
+    unet: Any, model_in: Any, t: Any, conditioning: Conditioning, embeds: tuple[Any, ...]
+) -> Any:
+    import torch
+
+    def eps(x: Any, hidden: Any) -> Any:
+        return unet(x, t, encoder_hidden_states=hidden, return_dict=False)[0]
+
+    if conditioning.uncond is None:
+        return eps(model_in, embeds[0])
+    if len(embeds) == 1:  # uncond and cond in one batch
+        eps_uncond, eps_cond = eps(torch.cat([model_in] * 2), embeds[0]).chunk(2)
+    else:
+        eps_uncond, eps_cond = eps(model_in, embeds[0]), eps(model_in, embeds[1])
+    return eps_uncond + conditioning.scale * (eps_cond - eps_uncond)
+
+
+def scheduler_step_kwargs(scheduler: Any, generators: list[Any], eta: float) -> dict[str, Any]:
     accepted = set(inspect.signature(scheduler.step).parameters)
     kwargs: dict[str, Any] = {}
     if "eta" in accepted:
@@ -187,7 +246,7 @@ def _step_kwargs(scheduler: Any, generators: list[Any], eta: float) -> dict[str,
     return kwargs
 
 
-def _estimate_clean(scheduler: Any, latents: Any, eps: Any, t: Any) -> Any:
+def estimate_clean(scheduler: Any, latents: Any, eps: Any, t: Any) -> Any:
     """x0 from an epsilon prediction for schedulers that do not report it (VP form: DPM++, UniPC)."""
     alphas = getattr(scheduler, "alphas_cumprod", None)
     if alphas is None or float(getattr(scheduler, "init_noise_sigma", 1.0)) != 1.0:

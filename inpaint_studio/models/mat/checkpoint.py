@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..bundle import save_bundle
-from ..safe_pickle import Opaque, safe_load
+from ..safe_pickle import CheckpointFileError, Opaque, safe_load
 from .config import MatConfig
 from .generator import MatGenerator
 
@@ -49,13 +49,21 @@ def read_checkpoint(
     """(generator state, format name, discriminator state): only the official ``.pkl`` files
     hold a discriminator (``D``, official key names); the other formats give None."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a regular file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path)), "safetensors", None
-    data = safe_load(path)
+        try:
+            return load_file(str(path)), "safetensors", None
+        except Exception as err:  # noqa: BLE001  safetensors raises its own error type for every lie
+            raise CheckpointError(f"damaged safetensors file ({_first_line(err)})") from None
+    try:
+        data = safe_load(path)
+    except CheckpointFileError as err:
+        raise CheckpointError(str(err)) from None
     if isinstance(data, Mapping) and "G_ema" in data:
         critic = data.get("D")
         return (
@@ -220,3 +228,8 @@ def load_generator(folder: str | Path, device: str | torch.device = "cpu") -> Ma
     model = MatGenerator(MatConfig.from_dict(bundle.arch))
     model.load_state_dict({k: v.float() for k, v in bundle.state_dict.items()}, strict=True)
     return model.to(device).eval()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:120]
