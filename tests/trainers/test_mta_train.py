@@ -115,6 +115,26 @@ def test_trains_with_all_three_losses_and_exports_what_the_engine_loads(base, ma
     assert all(torch.equal(x, y) for x, y in zip(a.residuals.all(), b.residuals.all(), strict=True))
     assert any(x.abs().max() > 0 for x in b.residuals.all())  # the zero injections have learnt
 
+    # the mta engine runs the export over the base model it names; outside the hole nothing changes
+    from inpaint_studio.engines.base import Request, Result
+    from inpaint_studio.engines.registry import create
+
+    image = sd_tiny.gradient_image(64)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    request = Request(
+        image,
+        mask,
+        prompt="a red square",
+        seed=1,
+        params={"steps": 2, "guidance": 1.0, "resolution": 64, "feather": 0},
+    )
+    result_event = next(
+        e for e in create("mta", weights=result.weights).run(request) if isinstance(e, Result)
+    )
+    filled = result_event.composited(image)
+    assert filled.shape == image.shape and np.array_equal(filled[mask == 0], image[mask == 0])
+
 
 def test_resume_continues_the_same_steps(base, manifest, tmp_path, straight_and_resumed):
     def run(config):
