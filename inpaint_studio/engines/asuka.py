@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from ..models.diffusion.schedulers import SCHEDULER_NAMES
 from .asuka_weights import ALIGN, DECODER, ENGINE_ID, PRIOR, AsukaFolderError, AsukaWeights, find_asuka
 from .base import (
     Availability,
@@ -43,9 +42,10 @@ from .base import (
     check_cancel,
 )
 from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .latent_params import latent_fill_params, scheduler_param, steps_param
 from .latent_run import PasteOptions, is_out_of_memory, missing_libraries, out_of_memory_hint, stream_fill
 from .params import Param
-from .runtime import Runtime, resolve_runtime, runtime_params
+from .runtime import Runtime, resolve_runtime
 from .seeds import variant_seed
 
 TITLE = "ASUKA (SD-1.5)"
@@ -77,14 +77,8 @@ class AsukaEngine(Engine):
         "suggests (an MAE prior), decoded so the colours match the photo: for removing things "
         "without new objects appearing.",
         params=(
-            Param("steps", "int", 25, minimum=1, maximum=150, help="denoising steps (20-30 is usual)"),
-            Param(
-                "scheduler",
-                "choice",
-                "dpmpp_2m_karras",
-                choices=SCHEDULER_NAMES,
-                help="sampler: DPM++ 2M Karras, DDIM, Euler ancestral or UniPC",
-            ),
+            steps_param(),
+            scheduler_param(),
             Param(
                 "prior_strength",
                 "float",
@@ -103,41 +97,11 @@ class AsukaEngine(Engine):
                 help="asuka: the decoder that takes the known colours from the photo; vanilla: the "
                 "model's own VAE decoder (to compare)",
             ),
-            Param(
-                "resolution",
-                "int",
-                512,
-                minimum=64,
-                maximum=1024,
-                step=64,
-                help="the crop around the mask is scaled so its long side is this many pixels (SD-1.5: 512)",
-            ),
-            Param(
-                "context",
-                "float",
-                0.5,
-                minimum=0.0,
-                maximum=4.0,
-                step=0.1,
-                help="surrounding image kept around the mask, as a fraction of its size",
-            ),
-            Param("feather", "int", 4, minimum=0, maximum=64, help="soften the fill's edge inward (pixels)"),
-            Param(
-                "color_match",
-                "bool",
+            *latent_fill_params(
                 False,
-                help="shift the fill's colour by the drift on the ring around the mask (the ASUKA "
-                "decoder needs none; useful with the vanilla one)",
+                "shift the fill's colour by the drift on the ring around the mask (the ASUKA decoder needs "
+                "none; useful with the vanilla one)",
             ),
-            Param(
-                "decode_every",
-                "int",
-                0,
-                minimum=0,
-                maximum=150,
-                help="previews: a full decode every this many steps (0: the fast colour projection only)",
-            ),
-            *runtime_params(),
         ),
         takes_prompt=False,
         yields_variants=True,

@@ -29,7 +29,6 @@ from typing import Any
 
 from ..models.bundle import BundleError, base_model_of, read_config
 from ..models.components import ComponentKey, shared_cache
-from ..models.diffusion.schedulers import SCHEDULER_NAMES
 from .base import (
     Availability,
     CancelFn,
@@ -43,10 +42,10 @@ from .base import (
     check_cancel,
 )
 from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .latent_params import latent_fill_params, scheduler_param
 from .latent_run import PasteOptions, is_out_of_memory, stream_fill
 from .params import Param
-from .runtime import Runtime, resolve_runtime, runtime_params
-from .sd15 import SD15Engine
+from .runtime import Runtime, resolve_runtime
 from .seeds import variant_seed
 from .weights import weights_availability
 
@@ -62,9 +61,6 @@ BASE_HINT = (
     "a diffusers folder or one .safetensors / .ckpt file"
 )
 BRUSHNET_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
-
-# the compositor's settings, declared once by the sd15 engine
-_SHARED = {p.name: p for p in SD15Engine.info.params}
 
 
 @dataclass(frozen=True)
@@ -94,13 +90,7 @@ class MtaEngine(Engine):
                 step=0.5,
                 help="how strongly the prompt steers the fill (1 or less: no guidance, twice as fast)",
             ),
-            Param(
-                "scheduler",
-                "choice",
-                "unipc",
-                choices=SCHEDULER_NAMES,
-                help="sampler: UniPC (BrushNet's), DPM++ 2M Karras, DDIM or Euler ancestral",
-            ),
+            scheduler_param("unipc"),  # BrushNet's
             Param(
                 "conditioning_scale",
                 "float",
@@ -116,12 +106,7 @@ class MtaEngine(Engine):
                 "",
                 help="your SD-1.5 text-to-image model (folder or file); empty: the one the branch names",
             ),
-            _SHARED["resolution"],
-            _SHARED["context"],
-            _SHARED["feather"],
-            _SHARED["color_match"],
-            _SHARED["decode_every"],
-            *runtime_params(),
+            *latent_fill_params(),
         ),
         takes_prompt=True,
         yields_variants=True,

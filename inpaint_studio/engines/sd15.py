@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..models.diffusion.schedulers import SCHEDULER_NAMES
 from .base import (
     Availability,
     CancelFn,
@@ -33,9 +32,10 @@ from .base import (
     check_cancel,
 )
 from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
+from .latent_params import latent_fill_params, scheduler_param, steps_param
 from .latent_run import PasteOptions, is_out_of_memory, stream_fill
 from .params import Param
-from .runtime import Runtime, resolve_runtime, runtime_params
+from .runtime import Runtime, resolve_runtime
 from .seeds import variant_seed
 from .weights import store_dir
 
@@ -54,7 +54,7 @@ class SD15Engine(Engine):
         description="Stable Diffusion 1.5 inpainting steered by a prompt: the region is repainted by the "
         "diffusion model, several variants at once, with a preview at every step.",
         params=(
-            Param("steps", "int", 25, minimum=1, maximum=150, help="denoising steps (20-30 is usual)"),
+            steps_param(),
             Param(
                 "guidance",
                 "float",
@@ -64,13 +64,7 @@ class SD15Engine(Engine):
                 step=0.5,
                 help="how strongly the prompt steers the fill (1 or less: no guidance, twice as fast)",
             ),
-            Param(
-                "scheduler",
-                "choice",
-                "dpmpp_2m_karras",
-                choices=SCHEDULER_NAMES,
-                help="sampler: DPM++ 2M Karras, DDIM, Euler ancestral or UniPC",
-            ),
+            scheduler_param(),
             Param(
                 "strength",
                 "float",
@@ -80,40 +74,7 @@ class SD15Engine(Engine):
                 step=0.05,
                 help="1 repaints the region from noise; lower keeps more of what is there",
             ),
-            Param(
-                "resolution",
-                "int",
-                512,
-                minimum=64,
-                maximum=1024,
-                step=64,
-                help="the crop around the mask is scaled so its long side is this many pixels (SD-1.5: 512)",
-            ),
-            Param(
-                "context",
-                "float",
-                0.5,
-                minimum=0.0,
-                maximum=4.0,
-                step=0.1,
-                help="surrounding image kept around the mask, as a fraction of its size",
-            ),
-            Param("feather", "int", 4, minimum=0, maximum=64, help="soften the fill's edge inward (pixels)"),
-            Param(
-                "color_match",
-                "bool",
-                True,
-                help="shift the fill's colour by the model's colour drift on the ring around the mask",
-            ),
-            Param(
-                "decode_every",
-                "int",
-                0,
-                minimum=0,
-                maximum=150,
-                help="previews: a full VAE decode every this many steps (0: the fast colour projection only)",
-            ),
-            *runtime_params(),
+            *latent_fill_params(),
         ),
         takes_prompt=True,
         yields_variants=True,
