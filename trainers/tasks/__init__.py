@@ -11,6 +11,7 @@ TASKS: dict[str, str] = {
     "maskgit-vqgan": "trainers.tasks.maskgit_vqgan:MaskGitVQGANTask",
     "maskgit": "trainers.tasks.maskgit:MaskGitTask",
     "mat": "trainers.tasks.mat:MatTask",
+    "mta": "trainers.tasks.mta:MtaTask",
 }
 
 
