@@ -134,6 +134,7 @@ def make_window(w: int, h: int):
     settings = AppSettings(os.path.join(tempfile.mkdtemp(), "bench.ini"))
     win = MainWindow(settings=settings, catalog=catalog)
     win.autosaver.set_interval(0)
+    win.engine_panel.fast_remove.setChecked(False)  # the strokes here measure painting, not filling
     win.resize(1500, 950)
     win.show()
     QApplication.processEvents()

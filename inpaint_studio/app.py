@@ -1,6 +1,6 @@
-"""The desktop app's entry point: ``inpaint-studio [PICTURE_OR_PROJECT] [--sample]``.
+"""The desktop app's entry point: ``inpaint-studio [PICTURE_OR_PROJECT ...] [--sample]``.
 
-Thin on purpose: make the QApplication, the main window, open what was asked for, run.
+Thin on purpose: make the QApplication, one main window per picture asked for, run.
 """
 
 from __future__ import annotations
@@ -45,27 +45,50 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"inpaint-studio: {problem}", file=sys.stderr)
         return 2
-    from .ui.main_window import MainWindow
     from .ui.threads import init_relay
 
     init_relay()
-    window = MainWindow()
-    if args.theme:
-        window.set_theme(args.theme)
     app.setWindowIcon(theme.icon("mdi6.auto-fix", "#3d7bd9") or QIcon())
-    window.show()
-    if args.sample:
-        window.open_sample()
-    elif args.paths:
-        path = Path(args.paths[0])
-        window.open_path(path)
-        if len(args.paths) > 1:
-            window.statusBar().showMessage("One picture per window: opened the first one", 5000)
+    windows = open_windows(args)
+    window = windows[0]
     # load the model library on the runner thread while the person looks at the picture
     QTimer.singleShot(1500, window.warm_up_if_useful)
     if not args.no_recovery:
         QTimer.singleShot(300, window.offer_recovery)
     return int(app.exec())
+
+
+CASCADE_PX = 32  # each further window opens this much lower and to the right
+
+
+def open_windows(args: argparse.Namespace) -> list:
+    """One main window per picture or project named on the command line (one window when none
+    is named), each opening its file in the background. Returns the windows, first one first."""
+    from PySide6.QtCore import Qt
+
+    from .ui.main_window import MainWindow
+
+    paths = [None] if args.sample or not args.paths else [Path(p) for p in args.paths]
+    windows: list[MainWindow] = []
+    for i, path in enumerate(paths):
+        window = MainWindow()
+        if args.theme:
+            window.set_theme(args.theme, save=i == 0)
+        if i:
+            first = windows[0].pos()
+            window.move(first.x() + i * CASCADE_PX, first.y() + i * CASCADE_PX)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, i > 0)
+        window.show()
+        if args.sample:
+            window.open_sample()
+        elif path is not None:
+            window.open_path(path)
+        windows.append(window)
+    _OPEN.extend(windows[1:])  # the first one lives in main(); keep the others alive too
+    return windows
+
+
+_OPEN: list = []
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 #   pip install -e . pyinstaller && bash packaging/build.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m PyInstaller --noconfirm --clean packaging/inpaint-studio.spec
+python -m PyInstaller --log-level WARN --noconfirm --clean packaging/inpaint-studio.spec
 echo "built: dist/inpaint-studio/"
 if [ "$(uname -s)" = "Linux" ]; then
   echo "desktop integration: copy packaging/io.github.inpaint_studio.desktop to ~/.local/share/applications/"

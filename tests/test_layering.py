@@ -43,5 +43,7 @@ def test_the_app_and_the_engine_list_import_no_diffusers_or_transformers():
         "heavy = sorted(m for m in ('diffusers', 'transformers', 'huggingface_hub') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.strip() == "", f"imported at start: {out.stdout.strip()}"

@@ -164,6 +164,7 @@ class Run:
             train_rows, val_rows = split_validation(rows, config.val_fraction, roots)
         if len(val_rows) > config.val_images:  # evenly spaced, so every source folder is represented
             val_rows = [val_rows[i * len(val_rows) // config.val_images] for i in range(config.val_images)]
+        train_rows, val_rows = self.task.prepare_records(train_rows), self.task.prepare_records(val_rows)
         if info.is_main and config.catalogue:
             write_manifest(train_rows + val_rows, self.run_dir / "manifest.jsonl")
         self.per_step = config.batch_size * info.world_size

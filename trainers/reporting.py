@@ -53,17 +53,30 @@ class Reporter:
         with (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps({"group": group, "step": step, "time": time.time(), **values}) + "\n")
 
-    def grid(self, step: int, columns: dict[str, torch.Tensor], max_rows: int = 8) -> Path | None:
-        """One row per sample, one column per entry (input / mask / output / target)."""
+    def grid(
+        self,
+        step: int,
+        columns: dict[str, torch.Tensor],
+        max_rows: int = 8,
+        captions: list[str] | None = None,
+    ) -> Path | None:
+        """One row per sample, one column per entry (input / mask / output / target); ``captions``
+        (the prompts of text-conditioned models) go beside it, one line per row, and to TensorBoard."""
         if not self.enabled:
             return None
         sheet = make_grid(columns, max_rows)
         path = self.run_dir / "samples" / f"step-{step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(path, sheet)
+        rows = None
+        if captions is not None:
+            rows = [f"{i + 1}. {c or '(empty prompt)'}" for i, c in enumerate(captions[:max_rows])]
+            path.with_suffix(".txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
         writer = self._tb()
         if writer is not None:
             writer.add_image("samples/" + "|".join(columns), sheet, step, dataformats="HWC")
+            if rows is not None:
+                writer.add_text("samples/prompts", "  \n".join(rows), step)
         return path
 
     def flush(self) -> None:

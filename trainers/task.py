@@ -155,6 +155,11 @@ class Task(abc.ABC):
             f"; {len(missing)} new ones keep their initialisation" if missing else ""
         )
 
+    def prepare_records(self, records: list[Any]) -> list[Any]:
+        """The data rows (``trainers.data.Record``) before datasets are built: a task may fill in what
+        rows lack (e.g. captions from a command). Default: unchanged."""
+        return records
+
     # ---------------------------------------------------------------- per step
     @abc.abstractmethod
     def prepare_batch(self, sample: Batch, step: int | None, rng: np.random.Generator) -> Batch:

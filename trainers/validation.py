@@ -98,4 +98,4 @@ class Validator:
         indices = list(range(min(8, len(self.val_set))))
         with eval_mode(self.modules, nets):
             batch = next(val_batches(self.task, self.val_set, indices, self.config, self.info.device))
-            reporter.grid(step, self.task.sample_images(nets, batch))
+            reporter.grid(step, self.task.sample_images(nets, batch), captions=batch.get("caption"))

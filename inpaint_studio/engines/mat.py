@@ -79,6 +79,7 @@ class MatEngine(ModelEngine):
                 0,
                 minimum=0,
                 maximum=32,
+                advanced=True,
                 help="variants computed together (0 = automatic: 4 on the CPU, 8 on a CUDA GPU); fewer use less memory",
             ),
             Param(
@@ -86,6 +87,7 @@ class MatEngine(ModelEngine):
                 "int",
                 0,
                 minimum=0,
+                advanced=True,
                 help="index of the first variant (ask for more with a higher one)",
             ),
             Param(

@@ -29,24 +29,19 @@ from typing import Any
 
 from ..models.bundle import BundleError, base_model_of, read_config
 from ..models.components import ComponentKey, shared_cache
-from ..models.diffusion.schedulers import SCHEDULER_NAMES
 from .base import (
     Availability,
     CancelFn,
-    Engine,
     EngineError,
     EngineInfo,
     Event,
-    Progress,
-    Request,
     WeightsMissing,
-    check_cancel,
 )
-from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
-from .latent_run import PasteOptions, is_out_of_memory, stream_fill
+from .latent_compositor import LATENT_FACTOR
+from .latent_params import latent_fill_params, scheduler_param
+from .latent_run import LatentEngine, LatentRun, PasteOptions, stream_fill
 from .params import Param
-from .runtime import Runtime, resolve_runtime, runtime_params
-from .sd15 import SD15Engine
+from .runtime import Runtime
 from .seeds import variant_seed
 from .weights import weights_availability
 
@@ -63,9 +58,6 @@ BASE_HINT = (
 )
 BRUSHNET_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
-# the compositor's settings, declared once by the sd15 engine
-_SHARED = {p.name: p for p in SD15Engine.info.params}
-
 
 @dataclass(frozen=True)
 class MtaModel:
@@ -76,7 +68,7 @@ class MtaModel:
     branch_path: Path
 
 
-class MtaEngine(Engine):
+class MtaEngine(LatentEngine):
     info = EngineInfo(
         id=ENGINE_ID,
         title=TITLE,
@@ -94,13 +86,7 @@ class MtaEngine(Engine):
                 step=0.5,
                 help="how strongly the prompt steers the fill (1 or less: no guidance, twice as fast)",
             ),
-            Param(
-                "scheduler",
-                "choice",
-                "unipc",
-                choices=SCHEDULER_NAMES,
-                help="sampler: UniPC (BrushNet's), DPM++ 2M Karras, DDIM or Euler ancestral",
-            ),
+            scheduler_param("unipc"),  # BrushNet's
             Param(
                 "conditioning_scale",
                 "float",
@@ -116,12 +102,7 @@ class MtaEngine(Engine):
                 "",
                 help="your SD-1.5 text-to-image model (folder or file); empty: the one the branch names",
             ),
-            _SHARED["resolution"],
-            _SHARED["context"],
-            _SHARED["feather"],
-            _SHARED["color_match"],
-            _SHARED["decode_every"],
-            *runtime_params(),
+            *latent_fill_params(),
         ),
         takes_prompt=True,
         yields_variants=True,
@@ -193,47 +174,20 @@ class MtaEngine(Engine):
         return MtaModel(parts, branch, branch_path)
 
     # ------------------------------------------------------------------ run
-    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
-        params = self.resolve(request)
-        runtime = resolve_runtime(params, self.device_preference)
-        steps = int(params["steps"])
-        yield Progress(0, steps, f"loading {TITLE}")
-        model = self.load(runtime, params["base_model"])
-        check_cancel(cancel)
-        from ..models.diffusion.sampling import vae_factor
+    def load_parts(self, runtime: Runtime, params: dict[str, Any]) -> Any:
+        return self.load(runtime, params["base_model"])
 
-        if vae_factor(model.parts) != LATENT_FACTOR:
-            raise EngineError(
-                f"{model.parts.source.path}: its VAE is not SD-1.5's (8 pixels per latent cell)"
-            )
-        plan = plan_latent_fill(
-            request.image.shape[:2], request.mask, int(params["resolution"]), params["context"]
-        )
-        try:
-            yield from self._fill(model, plan, request, params, runtime, cancel)
-        except (MemoryError, RuntimeError) as err:
-            if isinstance(err, EngineError) or not is_out_of_memory(err):
-                raise
-            w, h = plan.work_size
-            raise EngineError(
-                f"{TITLE} ran out of memory at {w}x{h} with {request.variants} variant(s): lower the resolution "
-                "or the number of variants, use precision bf16/fp16, or another device"
-            ) from err
+    def sd_parts(self, parts: Any) -> Any:
+        return parts.parts
 
-    def _fill(
-        self,
-        model: MtaModel,
-        plan: LatentFill,
-        request: Request,
-        params: dict[str, Any],
-        runtime: Runtime,
-        cancel: CancelFn,
-    ) -> Iterator[Event]:
+    def fill_latent(self, run: LatentRun, cancel: CancelFn) -> Iterator[Event]:
         import torch
 
         from ..models.diffusion.brush_sampling import brush_steps
         from ..models.diffusion.sampling import Sampling
 
+        model: MtaModel = run.parts
+        plan, request, params, runtime = run.plan, run.request, run.params, run.runtime
         work_mask = plan.work_mask(request.mask)
         pixels = (
             torch.from_numpy(plan.work_image(request.image)).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1

@@ -18,7 +18,8 @@ class Param:
     """One tunable value of an engine.
 
     ``minimum``/``maximum`` bound numbers (inclusive); ``choices`` lists the values of a
-    ``choice``; ``step`` is a hint for sliders and spin boxes.
+    ``choice``; ``step`` is a hint for sliders and spin boxes. ``advanced``: an internal knob
+    (batching, indices the app sets itself) that the settings form keeps under "Advanced".
     """
 
     name: str
@@ -30,6 +31,7 @@ class Param:
     choices: tuple[str, ...] = ()
     step: float | None = None
     label: str = ""
+    advanced: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():

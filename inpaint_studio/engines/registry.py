@@ -16,6 +16,7 @@ ENGINES: dict[str, str] = {
     "mat": "inpaint_studio.engines.mat:MatEngine",
     "mta": "inpaint_studio.engines.mta:MtaEngine",
     "sd15": "inpaint_studio.engines.sd15:SD15Engine",
+    "asuka": "inpaint_studio.engines.asuka:AsukaEngine",
 }
 
 DEFAULT_ENGINE = "classical"

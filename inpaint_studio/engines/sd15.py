@@ -14,34 +14,23 @@ decode every K steps) and cancel is honoured between steps; the fills are pasted
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
-from ..models.diffusion.schedulers import SCHEDULER_NAMES
 from .base import (
     Availability,
     CancelFn,
-    Engine,
     EngineError,
     EngineInfo,
     Event,
-    Preview,
-    Progress,
-    Request,
-    Result,
-    Variant,
     WeightsMissing,
-    check_cancel,
 )
-from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
-from .latent_run import is_out_of_memory as _is_out_of_memory
-from .latent_run import to_uint8 as _to_uint8
+from .latent_params import latent_fill_params, scheduler_param, steps_param
+from .latent_run import LatentEngine, LatentRun, PasteOptions, stream_fill
 from .params import Param
-from .runtime import Runtime, resolve_runtime, runtime_params
+from .runtime import Runtime
 from .seeds import variant_seed
 from .weights import store_dir
 
@@ -49,18 +38,18 @@ ENGINE_ID = "sd15"
 TITLE = "Stable Diffusion 1.5"
 HINT = (
     "point --weights (or the engine settings) at a Stable Diffusion 1.5 inpainting model: a diffusers "
-    "folder or one .safetensors / .ckpt file, or put one in the model store"
+    "folder or one .safetensors / .ckpt file, or get one into the model store with `inpaint-studio models`"
 )
 
 
-class SD15Engine(Engine):
+class SD15Engine(LatentEngine):
     info = EngineInfo(
         id=ENGINE_ID,
         title=TITLE,
         description="Stable Diffusion 1.5 inpainting steered by a prompt: the region is repainted by the "
         "diffusion model, several variants at once, with a preview at every step.",
         params=(
-            Param("steps", "int", 25, minimum=1, maximum=150, help="denoising steps (20-30 is usual)"),
+            steps_param(),
             Param(
                 "guidance",
                 "float",
@@ -70,13 +59,7 @@ class SD15Engine(Engine):
                 step=0.5,
                 help="how strongly the prompt steers the fill (1 or less: no guidance, twice as fast)",
             ),
-            Param(
-                "scheduler",
-                "choice",
-                "dpmpp_2m_karras",
-                choices=SCHEDULER_NAMES,
-                help="sampler: DPM++ 2M Karras, DDIM, Euler ancestral or UniPC",
-            ),
+            scheduler_param(),
             Param(
                 "strength",
                 "float",
@@ -86,40 +69,7 @@ class SD15Engine(Engine):
                 step=0.05,
                 help="1 repaints the region from noise; lower keeps more of what is there",
             ),
-            Param(
-                "resolution",
-                "int",
-                512,
-                minimum=64,
-                maximum=1024,
-                step=64,
-                help="the crop around the mask is scaled so its long side is this many pixels (SD-1.5: 512)",
-            ),
-            Param(
-                "context",
-                "float",
-                0.5,
-                minimum=0.0,
-                maximum=4.0,
-                step=0.1,
-                help="surrounding image kept around the mask, as a fraction of its size",
-            ),
-            Param("feather", "int", 4, minimum=0, maximum=64, help="soften the fill's edge inward (pixels)"),
-            Param(
-                "color_match",
-                "bool",
-                True,
-                help="shift the fill's colour by the model's colour drift on the ring around the mask",
-            ),
-            Param(
-                "decode_every",
-                "int",
-                0,
-                minimum=0,
-                maximum=150,
-                help="previews: a full VAE decode every this many steps (0: the fast colour projection only)",
-            ),
-            *runtime_params(),
+            *latent_fill_params(),
         ),
         takes_prompt=True,
         yields_variants=True,
@@ -135,6 +85,11 @@ class SD15Engine(Engine):
     # ------------------------------------------------------------------ weights
     @classmethod
     def availability(cls, weights: str | Path | None = None) -> Availability:
+        missing = [name for name in ("diffusers", "transformers") if importlib.util.find_spec(name) is None]
+        if missing:
+            return Availability(
+                False, f"{TITLE} needs {' and '.join(missing)}: pip install diffusers transformers"
+            )
         try:
             source = find_model(weights)
         except WeightsMissing as err:
@@ -143,6 +98,9 @@ class SD15Engine(Engine):
 
     def load(self, runtime: Runtime) -> Any:
         """The model's parts from the shared component cache (loaded on first use)."""
+        avail = self.availability(self.weights)
+        if not avail.ok:
+            raise WeightsMissing(avail.reason)
         from ..models.diffusion.loading import ModelLoadError, load_sd15
 
         source = find_model(self.weights)
@@ -152,45 +110,16 @@ class SD15Engine(Engine):
             raise EngineError(str(err)) from None
 
     # ------------------------------------------------------------------ run
-    def run(self, request: Request, cancel: CancelFn = lambda: False) -> Iterator[Event]:
-        params = self.resolve(request)
-        runtime = resolve_runtime(params, self.device_preference)
-        steps = int(params["steps"])
-        yield Progress(0, steps, f"loading {TITLE}")
-        parts = self.load(runtime)
-        check_cancel(cancel)
-        from ..models.diffusion.sampling import vae_factor
+    def load_parts(self, runtime: Runtime, params: dict[str, Any]) -> Any:
+        return self.load(runtime)
 
-        if vae_factor(parts) != LATENT_FACTOR:
-            raise EngineError(f"{parts.source.path}: its VAE is not SD-1.5's (8 pixels per latent cell)")
-        plan = plan_latent_fill(
-            request.image.shape[:2], request.mask, int(params["resolution"]), params["context"]
-        )
-        try:
-            yield from self._fill(parts, plan, request, params, runtime, cancel)
-        except (MemoryError, RuntimeError) as err:
-            if isinstance(err, EngineError) or not _is_out_of_memory(err):
-                raise
-            w, h = plan.work_size
-            raise EngineError(
-                f"{TITLE} ran out of memory at {w}x{h} with {request.variants} variant(s): lower the resolution "
-                "or the number of variants, use precision bf16/fp16, or another device"
-            ) from err
-
-    def _fill(
-        self,
-        parts: Any,
-        plan: LatentFill,
-        request: Request,
-        params: dict[str, Any],
-        runtime: Runtime,
-        cancel: CancelFn,
-    ) -> Iterator[Event]:
+    def fill_latent(self, run: LatentRun, cancel: CancelFn) -> Iterator[Event]:
         import torch
 
-        from ..models.diffusion.previews import latents_to_rgb
-        from ..models.diffusion.sampling import Sampling, decode_latents, inpaint_steps
+        from ..models.diffusion.sampling import Sampling, inpaint_steps
 
+        parts: Any = run.parts
+        plan, request, params, runtime = run.plan, run.request, run.params, run.runtime
         work_mask = plan.work_mask(request.mask)
         pixels = (
             torch.from_numpy(plan.work_image(request.image)).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
@@ -206,12 +135,9 @@ class SD15Engine(Engine):
             strength=float(params["strength"]),
             scheduler=params["scheduler"],
         )
-        feather, colour = int(params["feather"]), bool(params["color_match"])
-        decode_every = int(params["decode_every"])
-
-        def paste(work_image: np.ndarray) -> np.ndarray:
-            return plan.paste(work_image, request.image, request.mask, feather, colour)
-
+        options = PasteOptions(
+            int(params["feather"]), bool(params["color_match"]), int(params["decode_every"])
+        )
         states = inpaint_steps(
             parts,
             pixels,
@@ -222,24 +148,6 @@ class SD15Engine(Engine):
             generators,
             sampling,
         )
-        latents = None
-        while True:
-            check_cancel(cancel)
-            state = next(states, None)
-            if state is None:
-                break
-            latents = state.latents
-            yield Progress(state.step, state.steps, f"step {state.step}/{state.steps}")
-            if decode_every and (state.step % decode_every == 0 or state.step == state.steps):
-                check_cancel(cancel)
-                shown = _to_uint8(decode_latents(parts, state.denoised[:1]))[0]
-            else:
-                small = latents_to_rgb(state.denoised[:1])[0]
-                shown = cv2.resize(small, plan.work_size, interpolation=cv2.INTER_LINEAR)
-            yield Preview(paste(shown), state.step, state.steps)
-        check_cancel(cancel)
-        yield Progress(sampling.steps, sampling.steps, "decoding")
-        images = _to_uint8(decode_latents(parts, latents))
         meta = {
             "box": plan.box,
             "work_size": plan.work_size,
@@ -249,11 +157,7 @@ class SD15Engine(Engine):
             "precision": runtime.precision,
             "model": str(parts.source.path),
         }
-        fills = [paste(img) for img in images]
-        if request.variants > 1:
-            for i, fill in enumerate(fills):
-                yield Variant(fill, i, seeds[i], {**meta, "seed": seeds[i]})
-        yield Result(fills[0], {**meta, "seed": seeds[0], "seeds": seeds})
+        yield from stream_fill(parts, plan, request, states, seeds, options, meta, cancel)
 
 
 def find_model(weights: str | Path | None) -> Any:

@@ -88,6 +88,17 @@ class EngineCatalog:
             self.weights.pop(engine_id, None)
         self.forget(engine_id)
 
+    def weights_choices(self, engine_id: str) -> list[Path]:
+        """The weights folders in the model store for an engine, newest first (the one used
+        when the person picked none)."""
+        from ..engines.weights import store_dir
+
+        folder = store_dir(engine_id)
+        if not folder.is_dir():
+            return []
+        found = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+
     def forget(self, engine_id: str | None = None) -> None:
         """Drop cached engine objects (and their models), of one engine or all."""
         for key in [k for k in self._instances if engine_id is None or k[0] == engine_id]:

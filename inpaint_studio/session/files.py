@@ -34,6 +34,7 @@ class Opened:
     document: Document
     project: Path | None  # where Save writes without asking
     source: Path | None  # the picture it came from, if not a project
+    note: str = ""  # what opening it changed (16-bit or greyscale made 8-bit RGB), said once
 
     @property
     def title(self) -> str:
@@ -54,7 +55,37 @@ def open_document(path: str | Path) -> Opened:
     loaded = read_image(path)
     doc = Document.from_image(loaded.rgb, loaded.alpha, name=path.stem or "Background")
     doc.meta["source"] = str(path)
-    return Opened(doc, None, path)
+    return Opened(doc, None, path, conversion_note(loaded.source_mode))
+
+
+# PIL modes the app edits as 8-bit RGB(A) with a loss worth telling: depth or colour model
+_CONVERTED = {
+    "I;16": "a 16-bit greyscale",
+    "I;16L": "a 16-bit greyscale",
+    "I;16B": "a 16-bit greyscale",
+    "I;16N": "a 16-bit greyscale",
+    "I": "a 32-bit greyscale",
+    "F": "a floating-point greyscale",
+    "L": "a greyscale",
+    "LA": "a greyscale",
+    "La": "a greyscale",
+    "1": "a black-and-white",
+    "CMYK": "a CMYK",
+    "RGB;16": "a 16-bit",
+    "RGBA;16": "a 16-bit",
+}
+
+
+def conversion_note(source_mode: str) -> str:
+    """One line for the status bar when the picture is edited in another form than its file's
+    (empty when nothing is lost). The CLI keeps depth and alpha; the app edits 8-bit RGB."""
+    kind = _CONVERTED.get(source_mode)
+    if kind is None:
+        return ""
+    return (
+        f"{kind[0].upper()}{kind[1:]} picture: edited and exported as 8-bit RGB "
+        "(the command line `inpaint-studio fill` keeps its depth)"
+    )
 
 
 def project_path(path: str | Path) -> Path:

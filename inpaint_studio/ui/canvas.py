@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MIN_SCALE, MAX_SCALE = 0.01, 64.0
 SMOOTH_BELOW = 2.0
+SPLIT_GRAB_PX = 8  # how near the split compare's divider a press grabs it
 RENDER_BUDGET_S = 0.03  # rendering per paint before coarser cached tiles stand in for the rest  # scales under this are drawn with bilinear filtering (when not moving)
 
 
@@ -47,6 +48,7 @@ class Canvas(QWidget):
     view_changed = Signal()  # zoom or position changed
     cursor_moved = Signal(object)  # (x, y) image pixel under the mouse, or None
     status_message = Signal(str)
+    mask_stroke_finished = Signal(str)  # a stroke or shape that added to the mask ended ("add" / "subtract")
 
     def __init__(self, brush: BrushSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +70,9 @@ class Canvas(QWidget):
         self._overlay_label = ""
         self._overlay_owner: object = None
         self._compare = False
+        self._split: float | None = None  # split compare: the divider's place, a fraction of the width
+        self._dragging_split = False
+        self._mask_rested = False  # the mask's tint is hidden while a fill is looked at
         self._pan_from: QPointF | None = None
         self._space = False
         self._moving = False
@@ -97,6 +102,8 @@ class Canvas(QWidget):
         self._overlay = None
         self._before = None
         self._compare = False
+        self._split = None
+        self._mask_rested = False
         if doc is None:
             self._composite = self._mask = None
         else:
@@ -130,7 +137,11 @@ class Canvas(QWidget):
         if target == MASK:
             if self._mask is not None:
                 self._mask.invalidate(rect)
-            if not doc.mask_style.visible or self._compare or self._overlay is not None:
+            if self._mask_rested:  # the person edits the mask again: show all of it
+                self._mask_rested = False
+                self.update()
+                return
+            if not doc.mask_style.visible or self._compare:
                 return
         else:
             rect = self._damage.pixels_changed(target, rect)
@@ -162,7 +173,8 @@ class Canvas(QWidget):
 
     # ------------------------------------------------------------------ overlays
     def set_overlay(self, overlay: OverlayPixels | None, label: str = "", owner: object = None) -> None:
-        """Show an image over the document (a variant, a step), or none; ``owner`` is who set it."""
+        """Show an image over the document (a variant, a step), or none; ``owner`` is who set it.
+        The mask's tint rests while a fill is shown (see :meth:`rest_mask`)."""
         doc = self._doc
         if overlay is None or doc is None:
             self._overlay = None
@@ -172,7 +184,30 @@ class Canvas(QWidget):
             self._overlay = TileCache(doc.width, doc.height, overlay.render, budget_bytes=128 << 20)
             self._overlay_label = label
             self._overlay_owner = owner
+            if not self.busy:  # mid-stroke the mask being painted stays in sight
+                self._mask_rested = True
         self.update()
+
+    def rest_mask(self) -> None:
+        """Hide the mask's tint so that a fill just made (or shown) is seen as it is; the tint
+        comes back by itself as soon as the mask changes (a new stroke, clear, undo)."""
+        if self._doc is not None and not self._mask_rested:
+            self._mask_rested = True
+            self.update()
+
+    def wake_mask(self) -> None:
+        """Show the mask's tint again (a fill failed or was cancelled: nothing to look at)."""
+        if self._mask_rested:
+            self._mask_rested = False
+            self.update()
+
+    @property
+    def mask_shown(self) -> bool:
+        """Whether the mask's tint is drawn now."""
+        doc = self._doc
+        return bool(
+            doc is not None and doc.mask_style.visible and not self._mask_rested and not self._compare
+        )
 
     def clear_overlay(self, owner: object = None) -> None:
         """Remove the overlay if ``owner`` set it (any overlay when ``owner`` is None)."""
@@ -195,10 +230,38 @@ class Canvas(QWidget):
         """Show the picture as it was (image layers only), without fills, paint or mask."""
         if self._doc is None:
             on = False
-        if on and self._before is None and self._doc is not None:
-            self._before = TileCache(self._doc.width, self._doc.height, self._render_before)
+        if on:
+            self._ensure_before()
+            self._split = None
         self._compare = bool(on)
         self.update()
+
+    def _ensure_before(self) -> None:
+        if self._before is None and self._doc is not None:
+            self._before = TileCache(self._doc.width, self._doc.height, self._render_before)
+
+    @property
+    def split(self) -> float | None:
+        """The split compare's divider as a fraction of the width (before on the left), or None."""
+        return self._split
+
+    def set_split(self, fraction: float | None) -> None:
+        """Split compare: the picture as it was left of a divider, as it is now right of it.
+        ``None`` turns it off. The divider is dragged with the mouse."""
+        if self._doc is None:
+            fraction = None
+        if fraction is not None:
+            self._ensure_before()
+            self._compare = False
+            fraction = min(1.0, max(0.0, float(fraction)))
+        self._split = fraction
+        self.update()
+
+    def _split_x(self) -> int:
+        return round((self._split or 0.0) * self.width())
+
+    def _near_divider(self, pos: QPointF) -> bool:
+        return self._split is not None and abs(pos.x() - self._split_x()) <= SPLIT_GRAB_PX
 
     # ------------------------------------------------------------------ tools
     @property
@@ -382,10 +445,17 @@ class Canvas(QWidget):
             self._draw_base(painter, caches[0], level, image_area, visible, smooth)
             for cache in caches[1:]:
                 self._draw_cache(painter, cache, level, image_area, visible, smooth)
+            if self._split is not None and self._before is not None:
+                left = visible.intersected(QRect(0, 0, self._split_x(), self.height()))
+                if not left.isEmpty():
+                    painter.setClipRect(left)
+                    self._draw_base(painter, self._before, level, self.image_rect_in(left), left, smooth)
             painter.restore()
             painter.setPen(QPen(QColor(0, 0, 0, 110), 1))
             painter.drawRect(picture.adjusted(-1, -1, 0, 0))
-        if self._compare or self._overlay_label:
+        if self._split is not None:
+            self._draw_divider(painter)
+        elif self._compare or self._overlay_label:
             self._draw_badge(painter, "Before" if self._compare else self._overlay_label)
         if self._tool is not None and not self._space and self._pan_from is None:
             self._tool.paint(self, painter)
@@ -398,7 +468,7 @@ class Canvas(QWidget):
         out = [self._composite] if self._composite is not None else []
         if self._overlay is not None:
             out.append(self._overlay)
-        elif doc.mask_style.visible and self._mask is not None:
+        if self.mask_shown and self._mask is not None:
             out.append(self._mask)
         return out
 
@@ -444,13 +514,31 @@ class Canvas(QWidget):
             if image is not None:
                 _blit(painter, target, image, clip, smooth)
 
-    def _draw_badge(self, painter: QPainter, text: str) -> None:
+    def _draw_divider(self, painter: QPainter) -> None:
+        """The split compare's divider with a grip, and what each side shows."""
+        x = self._split_x()
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(QPen(QColor(0, 0, 0, 120), 3))
+        painter.drawLine(x, 0, x, self.height())
+        painter.setPen(QPen(QColor(255, 255, 255), 1))
+        painter.drawLine(x, 0, x, self.height())
+        grip = QRectF(x - 9, self.height() / 2 - 18, 18, 36)
+        painter.setBrush(QColor(255, 255, 255))
+        painter.setPen(QPen(QColor(0, 0, 0, 140), 1))
+        painter.drawRoundedRect(grip, 6, 6)
+        painter.restore()
+        self._draw_badge(painter, "Before", QPointF(max(12, x - 90), 12))
+        self._draw_badge(painter, "After", QPointF(min(self.width() - 70, x + 12), 12))
+
+    def _draw_badge(self, painter: QPainter, text: str, at: QPointF | None = None) -> None:
         painter.save()
         font = painter.font()
         font.setBold(True)
         painter.setFont(font)
         fm = painter.fontMetrics()
-        r = QRect(12, 12, fm.horizontalAdvance(text) + 20, fm.height() + 10)
+        origin = (at or QPointF(12, 12)).toPoint()
+        r = QRect(origin.x(), origin.y(), fm.horizontalAdvance(text) + 20, fm.height() + 10)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(0, 0, 0, 160))
@@ -479,6 +567,9 @@ class Canvas(QWidget):
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:
         self.setFocus(Qt.FocusReason.MouseFocusReason)
+        if ev.button() == Qt.MouseButton.LeftButton and self._near_divider(ev.position()):
+            self._dragging_split = True
+            return
         if ev.button() == Qt.MouseButton.MiddleButton or (
             self._space and ev.button() == Qt.MouseButton.LeftButton
         ):
@@ -496,6 +587,14 @@ class Canvas(QWidget):
             x, y = self.map_to_image(pos)
             inside = 0 <= x < self._doc.width and 0 <= y < self._doc.height
             self.cursor_moved.emit((int(math.floor(x)), int(math.floor(y))) if inside else None)
+        if self._dragging_split:
+            self.set_split(pos.x() / max(1, self.width()))
+            return
+        if self._split is not None and not ev.buttons():
+            if self._near_divider(pos):
+                self.setCursor(Qt.CursorShape.SplitHCursor)
+            else:
+                self._update_cursor()
         if self._pan_from is not None:
             self.pan_by(pos - self._pan_from)
             self._pan_from = pos
@@ -507,6 +606,9 @@ class Canvas(QWidget):
             self.update_decoration()
 
     def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
+        if self._dragging_split:
+            self._dragging_split = False
+            return
         if self._pan_from is not None and ev.button() in (
             Qt.MouseButton.MiddleButton,
             Qt.MouseButton.LeftButton,
@@ -556,11 +658,16 @@ class Canvas(QWidget):
             return True
         return super().event(ev)
 
-    def keyPressEvent(self, ev: QKeyEvent) -> None:
-        if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
-            self._space = True
+    def set_space_held(self, held: bool) -> None:
+        """Space held: a left drag pans (whichever widget of the window has the keyboard)."""
+        if held != self._space:
+            self._space = held
             self._update_cursor()
             self.update_decoration()
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:
+        if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
+            self.set_space_held(True)
             return
         if self._tool is not None and self._tool.key(self, ev.key()):
             self.update_decoration()
@@ -569,9 +676,7 @@ class Canvas(QWidget):
 
     def keyReleaseEvent(self, ev: QKeyEvent) -> None:
         if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
-            self._space = False
-            self._update_cursor()
-            self.update_decoration()
+            self.set_space_held(False)
             return
         super().keyReleaseEvent(ev)
 

@@ -9,10 +9,11 @@ schema; values are remembered per engine.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -20,12 +21,14 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QFrame,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QToolButton,
@@ -35,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from ..core import paths
 from ..session.catalog import CatalogEntry, EngineCatalog
+from ..session.checkpoints import source_of
 from . import theme
 from .param_form import ParamForm
 from .runner import run_in_thread
@@ -43,6 +47,9 @@ from .settings import AppSettings
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 MAX_SEED = 2**31 - 1
 DEVICES = (("Automatic", ""), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple MPS", "mps"))
+MIN_WIDTH = 300
+FAST_FILL_S = 2.0  # engines that fill faster than this get fast remove on by default
+WATCH_DELAY_MS = 400  # the model store settles (a bundle is several files) before a re-check
 
 
 class EnginePanel(QWidget):
@@ -74,6 +81,17 @@ class EnginePanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.combo, 1)
         top.addWidget(self.refresh_button)
+        # which weights the engine uses: the newest in the store unless the person picks one
+        self.weights_combo = QComboBox(self)
+        self.weights_combo.setToolTip(
+            "Which weights this engine uses (the newest in the model store by default)"
+        )
+        self.weights_combo.activated.connect(self._on_weights_picked)
+        self.weights_row = QWidget(self)
+        wr = QHBoxLayout(self.weights_row)
+        wr.setContentsMargins(0, 0, 0, 0)
+        wr.addWidget(QLabel("Weights", self.weights_row))
+        wr.addWidget(self.weights_combo, 1)
 
         self.description = QLabel(self)
         self.description.setWordWrap(True)
@@ -85,21 +103,34 @@ class EnginePanel(QWidget):
         self.reason = QLabel(self.fix_box)
         self.reason.setWordWrap(True)
         self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.weights_button = QPushButton("Use weights folder…")
+        self.weights_button = QPushButton("Weights folder…")
         theme.set_icon(self.weights_button, "mdi6.folder-search-outline")
         self.weights_button.clicked.connect(self.choose_weights_folder)
-        self.import_button = QPushButton("Import checkpoint…")
+        self.import_button = QPushButton("Import…")
         theme.set_icon(self.import_button, "mdi6.file-import-outline")
         self.import_button.clicked.connect(self.import_checkpoint)
         self.train_button = QPushButton("How to train…")
         theme.set_icon(self.train_button, "mdi6.school-outline")
         self.train_button.clicked.connect(self.show_training)
+        self.weights_button.setToolTip("Use the weights in a folder you choose")
+        self.import_button.setToolTip("Import a public checkpoint you have (converted into the model store)")
+        self.source_label = QLabel(self.fix_box)  # where the public checkpoint comes from
+        self.source_label.setWordWrap(True)
+        self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.models_button = QPushButton("Models…")  # shown once set_model_manager is called
+        theme.set_icon(self.models_button, "mdi6.download-box-outline")
+        self.models_button.clicked.connect(self._open_model_manager)
+        self.models_button.setToolTip("Download a public checkpoint in the Models dialog")
+        self.models_button.hide()
+        self._model_manager: Callable[[str], object] | None = None
         fix = QVBoxLayout(self.fix_box)
         fix.addWidget(self.reason)
-        fix_buttons = QHBoxLayout()
-        for b in (self.weights_button, self.import_button, self.train_button):
-            fix_buttons.addWidget(b)
-        fix_buttons.addStretch(1)
+        fix.addWidget(self.source_label)
+        fix_buttons = QGridLayout()  # two a row: the dock stays narrow, the panel scrolls only down
+        for k, b in enumerate(
+            (self.import_button, self.models_button, self.weights_button, self.train_button)
+        ):
+            fix_buttons.addWidget(b, k // 2, k % 2)
         fix.addLayout(fix_buttons)
         self.weights_label = QLabel(self)
         self.weights_label.setWordWrap(True)
@@ -142,6 +173,12 @@ class EnginePanel(QWidget):
         self.device.setCurrentIndex(max(0, self.device.findData(settings.get("engine/device", ""))))
         self.device.currentIndexChanged.connect(self._on_device)
         self._on_device()
+        self.fast_remove = QCheckBox("Fill when the stroke ends", self)
+        self.fast_remove.setToolTip(
+            "Fast remove: each mask stroke is filled as soon as it ends and the mask is cleared "
+            "(one undo step). On by default for engines that fill within a couple of seconds."
+        )
+        self.fast_remove.toggled.connect(self._on_fast_remove)
         general = QFormLayout()
         general.addRow("Seed", seed_row)
         general.addRow("Variants", self.variants)
@@ -173,23 +210,46 @@ class EnginePanel(QWidget):
             "#fill_button:disabled { background: #7d8796; color: #e8e8e8; border-color: #6b7482; }"
         )
 
+        # everything but the Fill button scrolls, so a long settings list never squeezes the
+        # docks below (the Fills strip keeps its room)
+        content = QWidget(self)
+        body = QVBoxLayout(content)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.addWidget(self.description)
+        body.addWidget(self.fix_box)
+        body.addWidget(self.weights_label)
+        body.addWidget(self.prompt_label)
+        body.addWidget(self.prompt)
+        body.addWidget(self.negative_label)
+        body.addWidget(self.negative_prompt)
+        body.addWidget(settings_box)
+        body.addLayout(general)
+        body.addStretch(1)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidget(content)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
+        self.scroll.setMinimumWidth(MIN_WIDTH)  # the seed row beside a scroll bar, unclipped
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(top)
-        layout.addWidget(self.description)
-        layout.addWidget(self.fix_box)
-        layout.addWidget(self.weights_label)
-        layout.addWidget(self.prompt_label)
-        layout.addWidget(self.prompt)
-        layout.addWidget(self.negative_label)
-        layout.addWidget(self.negative_prompt)
-        layout.addWidget(settings_box)
-        layout.addLayout(general)
-        layout.addStretch(1)
+        layout.addWidget(self.weights_row)
+        layout.addWidget(self.fast_remove)
+        layout.addWidget(self.scroll, 1)
         layout.addWidget(self.fill_button)
+
+        # weights trained or imported while the app runs show up without pressing refresh
+        self.watcher = QFileSystemWatcher(self)
+        self._watch_timer = QTimer(self, singleShot=True, interval=WATCH_DELAY_MS)
+        self._watch_timer.timeout.connect(self._on_store_changed)
+        self.watcher.directoryChanged.connect(lambda _path: self._watch_timer.start())
 
         self.catalog.weights.update(settings.get_json("engine/weights", {}) or {})
         self.refresh(select=settings.get("engine/id", ""))
+        self._watch_store()
 
     # ------------------------------------------------------------------ engines
     @property
@@ -223,7 +283,11 @@ class EnginePanel(QWidget):
                 item.setToolTip(e.info.description if e.info else "")
             else:
                 item.setForeground(disabled)
-                item.setToolTip(e.availability.reason)
+                source = source_of(e.id)
+                tip = e.availability.reason
+                if source is not None:
+                    tip += f"\n\n{source.text}\nGet it in Models…, or import a copy you have (Import…)."
+                item.setToolTip(tip)
             model.appendRow(item)
         ids = [e.id for e in entries]
         if want not in ids:
@@ -255,9 +319,17 @@ class EnginePanel(QWidget):
         if entry is not None and not ok:
             self.reason.setText(f"<b>{entry.title} cannot run.</b><br>{_html(entry.availability.reason)}")
             needs = bool(info and info.needs_weights)
+            source = source_of(engine_id)
+            self.source_label.setVisible(source is not None)
+            self.source_label.setText(f"<b>Where to get weights.</b> {_html(source.text)}" if source else "")
             self.weights_button.setVisible(needs)
             self.import_button.setVisible(needs and entry.engine_class is not None)
+            self.models_button.setVisible(needs and self._model_manager is not None)
             self.train_button.setVisible(bool(info and info.training_hint) or needs)
+        self._fill_weights_combo(entry)
+        self.fast_remove.blockSignals(True)
+        self.fast_remove.setChecked(self.fast_remove_default(engine_id))
+        self.fast_remove.blockSignals(False)
         chosen = self.catalog.weights.get(engine_id)
         self.weights_label.setVisible(bool(chosen))
         self.weights_label.setText(f"Weights: {chosen}" if chosen else "")
@@ -283,6 +355,89 @@ class EnginePanel(QWidget):
             self.settings.set("engine/id", engine_id)
         self.engine_changed.emit(engine_id)
         self.availability_changed.emit(ok)
+
+    # ------------------------------------------------------------------ weights picker, store watch
+    def _fill_weights_combo(self, entry: CatalogEntry | None) -> None:
+        needs = bool(entry and entry.info and entry.info.needs_weights)
+        folders = self.catalog.weights_choices(entry.id) if entry is not None and needs else []
+        chosen = self.catalog.weights.get(entry.id) if entry is not None else None
+        combo = self.weights_combo
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem(f"Newest: {folders[0].name}" if folders else "Newest", "")
+        for folder in folders:
+            combo.addItem(folder.name, str(folder))
+            combo.setItemData(combo.count() - 1, str(folder), Qt.ItemDataRole.ToolTipRole)
+        if chosen and combo.findData(chosen) < 0:
+            combo.addItem(Path(chosen).name, chosen)
+        combo.setCurrentIndex(max(0, combo.findData(chosen or "")))
+        combo.blockSignals(False)
+        self.weights_row.setVisible(needs and (bool(folders) or bool(chosen)))
+
+    def _on_weights_picked(self, index: int) -> None:
+        folder = self.weights_combo.itemData(index) or None
+        if self._engine_id and folder != self.catalog.weights.get(self._engine_id):
+            self.set_weights_folder(self._engine_id, folder)
+
+    def _watch_store(self) -> None:
+        """Watch the model store, each engine's folder in it and each weights folder."""
+        root = paths.models_dir()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            engines = [p for p in root.iterdir() if p.is_dir()]
+            wanted = [root, *engines, *(b for d in engines for b in d.iterdir() if b.is_dir())]
+        except OSError:
+            return
+        have = set(self.watcher.directories())
+        new = [str(p) for p in wanted if str(p) not in have]
+        if new:
+            self.watcher.addPaths(new)
+
+    def _on_store_changed(self) -> None:
+        self._watch_store()
+        self.refresh(keep=True)
+
+    def set_model_manager(self, open_manager: Callable[[str], object] | None) -> None:
+        """Offer "Models…" (the model manager) beside Import for engines without weights; ``open_manager``
+        gets the engine id (the hook for ``ui/models_dialog.py``'s ModelsDialog)."""
+        self._model_manager = open_manager
+        self._show(self._engine_id)
+
+    def _open_model_manager(self) -> None:
+        if self._model_manager is not None:
+            self._model_manager(self._engine_id)
+
+    # ------------------------------------------------------------------ fast remove
+    def fast_remove_default(self, engine_id: str) -> bool:
+        """The person's choice for this engine, else on for the classical engine and for any
+        engine whose last single fill took under FAST_FILL_S."""
+        chosen = self.settings.get(f"engine/fast_remove/{engine_id}", None)
+        if chosen is not None:
+            return str(chosen).lower() in ("true", "1")
+        if engine_id == "classical":
+            return True
+        took = self.settings.get(f"engine/fill_s/{engine_id}", None)
+        try:
+            return took is not None and float(took) < FAST_FILL_S
+        except (TypeError, ValueError):
+            return False
+
+    def record_fill_time(self, engine_id: str, seconds: float) -> None:
+        """Remember how long a single fill took (it decides fast remove's default)."""
+        self.settings.set(f"engine/fill_s/{engine_id}", round(float(seconds), 3))
+        if self._engine_id == engine_id:
+            self.fast_remove.blockSignals(True)
+            self.fast_remove.setChecked(self.fast_remove_default(engine_id))
+            self.fast_remove.blockSignals(False)
+
+    def _on_fast_remove(self, on: bool) -> None:
+        if self._engine_id:
+            self.settings.set(f"engine/fast_remove/{self._engine_id}", bool(on))
+
+    def fast_remove_on(self) -> bool:
+        """Whether a finished mask stroke should be filled at once."""
+        entry = self.entry
+        return self.fast_remove.isChecked() and bool(entry and entry.availability.ok)
 
     # ------------------------------------------------------------------ values
     def roll_seed(self) -> int:
@@ -373,7 +528,7 @@ class EnginePanel(QWidget):
             f"<p>{_html(entry.availability.reason)}</p>"
             + (f"<p>{_html(hint)}</p>" if hint else "")
             + f"<p>Trained or imported weights go to <code>{_html(str(paths.engine_models_dir(entry.id)))}</code>,"
-            " where the app finds them; press the refresh button after training.</p>"
+            " where the app finds them as soon as they are written.</p>"
         )
         box = QMessageBox(QMessageBox.Icon.Information, f"Getting {entry.title} to run", text, parent=self)
         box.setTextFormat(Qt.TextFormat.RichText)
@@ -385,4 +540,5 @@ class EnginePanel(QWidget):
 def _html(text: str) -> str:
     import html
 
-    return html.escape(text).replace("`", "")
+    # a zero-width space after each slash lets a long path wrap inside the narrow dock
+    return html.escape(text).replace("`", "").replace("/", "/\u200b")

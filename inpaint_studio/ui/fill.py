@@ -15,7 +15,7 @@ join the earlier ones in the Variants panel.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -63,6 +63,8 @@ class FillController(QObject):
         self.current: FillJob | None = None
         self.queued: FillJob | None = None
         self.last: FillJob | None = None  # the most recent job that started
+        # names a result layer (job, variant index or None for the result); None: the default name
+        self.namer: Callable[[FillJob, int | None], str | None] | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -173,8 +175,9 @@ class FillController(QObject):
         self.runner.shutdown()
 
     # ------------------------------------------------------------------ results
-    def land(self, job: FillJob, variant: int | None = None) -> Layer:
-        """Commit the job's result (or one of its variants) as a new result layer."""
+    def land(self, job: FillJob, variant: int | None = None, name: str | None = None) -> Layer:
+        """Commit the job's result (or one of its variants) as a new result layer, called
+        ``name`` (default: what :attr:`namer` says, else the engine's title and the variant)."""
         if job.document is not self._doc:
             raise EngineError("that fill belongs to a document that is no longer open")
         title = short_title(job.engine_title)
@@ -186,7 +189,7 @@ class FillController(QObject):
         if variant is None:
             if job.result is None:
                 raise EngineError("this fill has no result")
-            name = f"{title} fill"
+            name = name or (self.namer(job, None) if self.namer else None) or f"{title} fill"
             meta.update(without_followup(job.result.meta))
             pixels = job.result.layer_pixels
             if pixels is None:
@@ -195,7 +198,8 @@ class FillController(QObject):
             frame = next((v for v in job.variants if v.index == variant), None)
             if frame is None:
                 raise EngineError(f"this fill has no variant {variant}")
-            name = f"{title} variant {frame.index + 1}"
+            name = name or (self.namer(job, frame.index) if self.namer else None)
+            name = name or f"{title} variant {frame.index + 1}"
             meta.update(without_followup(frame.meta), variant=frame.index, seed=frame.seed)
             pixels = job.layer_pixels(frame.image, frame.alpha)
         # the same layer Document.add_result_layer makes, with its pixels built off the GUI thread

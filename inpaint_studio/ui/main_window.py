@@ -6,10 +6,12 @@ the parts themselves (canvas, panels, fill controller) only know the document th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
+import numpy as np
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt
 from PySide6.QtGui import (
     QCloseEvent,
     QColor,
@@ -17,10 +19,15 @@ from PySide6.QtGui import (
     QPixmap,
 )
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QApplication,
     QColorDialog,
+    QComboBox,
+    QLineEdit,
     QMainWindow,
+    QPlainTextEdit,
     QStackedWidget,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -74,6 +81,7 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         self._doc: Document | None = None
         self._closing = False
         self._close_when_idle = False  # closing waits for a running save
+        self._fast_jobs: set[int] = set()  # fills started by fast remove (they clear their mask)
 
         s = self.settings
         app = QApplication.instance()
@@ -116,6 +124,7 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
 
         self._make_actions()
         self._make_docks()
+        self.engine_panel.set_model_manager(lambda _engine_id: self.show_models())
         self._make_menus()
         self._make_toolbars()
         self.status = StatusBar(self.act_cancel, self)
@@ -123,6 +132,9 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         self._connect()
         self._restore_settings()
         self.set_document(None)
+        self._space_watched: QWidget | None = None
+        if isinstance(app, QApplication):  # Space pans wherever the keyboard focus is in this window
+            app.focusChanged.connect(self._on_focus_changed)
 
     # =================================================================== construction
     def _connect(self) -> None:
@@ -132,6 +144,8 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         c.progress.connect(lambda job: self.status.set_progress(*job.progress))
         c.job_finished.connect(self._on_job_finished)
         c.busy_changed.connect(self._on_busy)
+        c.result_landed.connect(self._on_result_landed)
+        self.canvas.mask_stroke_finished.connect(self._on_mask_stroke)
         self.canvas.view_changed.connect(lambda: self.status.set_zoom(self.canvas.scale))
         self.canvas.cursor_moved.connect(self.status.set_cursor)
         self.canvas.status_message.connect(lambda m: self.statusBar().showMessage(m, 3000))
@@ -199,6 +213,8 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
             old.mask_style_changed.disconnect(self._on_mask_style)
             self.autosaver.discard()
         self.act_compare.setChecked(False)
+        self.act_split.setChecked(False)
+        self._fast_jobs.clear()
         self._doc = doc
         self.project_path, self.source_path = project, source
         self.controller.set_document(doc)
@@ -312,7 +328,14 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         dialog.open()
 
     def _on_compare(self, on: bool) -> None:
+        if on and self.act_split.isChecked():
+            self.act_split.setChecked(False)
         self.canvas.set_compare(on)
+
+    def _on_split(self, on: bool) -> None:
+        if on and self.act_compare.isChecked():
+            self.act_compare.setChecked(False)
+        self.canvas.set_split(0.5 if on else None)
 
     def _target_layer(self) -> str | None:
         doc = self._doc
@@ -370,6 +393,11 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
             for act in self._opt_actions[key]:
                 act.setVisible(visible)
 
+    def swap_brush_eraser(self) -> None:
+        """X: the mask brush becomes the eraser and back (from any other tool: the brush)."""
+        current = self.canvas.tool.id if self.canvas.tool is not None else ""
+        self.set_tool("mask_eraser" if current == "mask_brush" else "mask_brush")
+
     def _on_shape_mode(self) -> None:
         mode = self.mode_combo.currentData()
         for tid in ("lasso", "rectangle"):
@@ -409,6 +437,62 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
             return None
         return job
 
+    # fast remove: fill when a mask stroke ends, then clear that mask; one undo step
+    def _on_mask_stroke(self, kind: str) -> None:
+        if kind == "add" and self.engine_panel.fast_remove_on():
+            self.fast_remove()
+
+    def fast_remove(self) -> FillJob | None:
+        """Fill the mask now with one result (no variants to pick); when it lands the mask it
+        filled is cleared, and the layer plus the clearing undo as one step."""
+        doc = self._doc
+        if doc is None or not doc.mask.any():
+            return None
+        values = {**self.engine_panel.request_values(), "variants": 1}
+        try:
+            job = self.controller.fill(**values)
+        except (EngineError, ValueError) as err:
+            self.show_error(str(err))
+            return None
+        self._fast_jobs.add(job.id)
+        return job
+
+    def _on_result_landed(self, job: FillJob, layer) -> None:
+        if job.id not in self._fast_jobs:
+            return
+        self._fast_jobs.discard(job.id)
+        doc = job.document
+        start = doc.history.index - 1  # the result layer, just added
+        doc.set_mask(np.where(job.mask > 0, 0, doc.mask).astype(np.uint8), "Clear mask")
+        doc.history.fold_since(start, f"Remove ({short_title(job.engine_title)})")
+
+    def _on_focus_changed(self, old: QWidget | None, new: QWidget | None) -> None:
+        """Watch the focused widget of this window for Space (only that one: a filter on the
+        whole application would send every event of the app through Python)."""
+        watched = self._space_watched
+        if watched is not None:
+            with contextlib.suppress(RuntimeError):  # the widget may be gone already
+                watched.removeEventFilter(self)
+            self._space_watched = None
+        if new is not None and new is not self.canvas and new.window() is self and not _types_text(new):
+            new.installEventFilter(self)
+            self._space_watched = new
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Space held pans the canvas wherever the keyboard focus is inside this window (a list
+        would otherwise toggle an item), except in text and number fields."""
+        kind = event.type()
+        if (
+            watched is self._space_watched
+            and kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
+            and self._doc is not None
+            and event.key() == Qt.Key.Key_Space
+        ):
+            if not event.isAutoRepeat():
+                self.canvas.set_space_held(kind == QEvent.Type.KeyPress)
+            return True
+        return super().eventFilter(watched, event)
+
     def _on_job_started(self, job: FillJob) -> None:
         if self.banner.level == "error":
             self.banner.hide()
@@ -428,13 +512,19 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
             self.show_error(f"{title} could not fill: {job.error}")
         elif job.status == "cancelled":
             self.statusBar().showMessage(f"{title} fill cancelled", 4000)
-        elif job.status == "done":
+        if job.status != "done":
+            self._fast_jobs.discard(job.id)
+            if job.document is self._doc:
+                self.canvas.wake_mask()  # nothing to look at: the mask comes back
+        else:
             secs = max(0.0, job.ended_at - job.started_at)
+            if job.variants_asked <= 1 and job.parent_id is None:
+                self.engine_panel.record_fill_time(job.engine_id, secs)
             if len(job.variants) > 1:
                 self.variants_dock.raise_()
                 self.variants_dock.show()
                 self.statusBar().showMessage(
-                    f"{title}: {len(job.variants)} variants in {secs:.1f} s — pick one in the Variants panel",
+                    f"{title}: {len(job.variants)} variants in {secs:.1f} s — pick one in the Fills panel",
                     8000,
                 )
             else:
@@ -494,9 +584,20 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         if self._closing:
             return
         self._closing = True
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.disconnect(self._on_focus_changed)
+        self._on_focus_changed(None, None)
         self.file_ops.wait()
         self.save_settings()
         self.controller.shutdown()
         self.autosaver.shutdown()
         self.autosaver.discard()
         self.canvas.set_tool(None)
+
+
+def _types_text(widget: QWidget) -> bool:
+    """Whether Space is a character for ``widget`` (text and number fields, editable combos)."""
+    if isinstance(widget, (QLineEdit, QPlainTextEdit, QTextEdit, QAbstractSpinBox)):
+        return True
+    return isinstance(widget, QComboBox) and widget.isEditable()

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QSlider,
     QSpinBox,
+    QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -167,24 +169,44 @@ class ParamForm(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._layout = QFormLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self._layout = QFormLayout()
         self._layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        outer.addLayout(self._layout)
+        # internal knobs (Param.advanced) stay folded away until asked for
+        self.advanced_toggle = QToolButton(self)
+        self.advanced_toggle.setText("Advanced")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setAutoRaise(True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_toggle.toggled.connect(self._show_advanced)
+        self.advanced_box = QWidget(self)
+        self._advanced = QFormLayout(self.advanced_box)
+        self._advanced.setContentsMargins(12, 0, 0, 0)
+        self._advanced.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        outer.addWidget(self.advanced_toggle)
+        outer.addWidget(self.advanced_box)
+        self.advanced_box.hide()
+        self.advanced_toggle.hide()
         self._fields: dict[str, _Field] = {}
         self._empty = QLabel("This engine has no settings.")
         self._empty.setEnabled(False)
 
     def set_schema(self, params: Sequence[Param], values: Mapping[str, Any] | None = None) -> None:
-        while self._layout.rowCount():
-            self._layout.removeRow(0)
+        for form in (self._layout, self._advanced):
+            while form.rowCount():
+                form.removeRow(0)
         self._fields.clear()
         for p in params:
             field = _Field(p, self.changed.emit)
             field.set(p.default)
             label = QLabel(p.title)
             label.setToolTip(p.help)
-            self._layout.addRow(label, field.widget)
+            (self._advanced if p.advanced else self._layout).addRow(label, field.widget)
             self._fields[p.name] = field
+        self.advanced_toggle.setVisible(any(p.advanced for p in params))
         if not params:
             self._empty = QLabel("This engine has no settings.")
             self._empty.setEnabled(False)
@@ -207,3 +229,11 @@ class ParamForm(QWidget):
 
     def editor(self, name: str) -> QWidget:
         return self._fields[name].editor
+
+    def advanced_names(self) -> list[str]:
+        """The parameters kept under Advanced."""
+        return [n for n, f in self._fields.items() if f.param.advanced]
+
+    def _show_advanced(self, on: bool) -> None:
+        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self.advanced_box.setVisible(on)

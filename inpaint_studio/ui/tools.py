@@ -157,10 +157,15 @@ class BrushTool(Tool):
             return
         session, self._session = self._session, None
         self._stroke_end = self._last
-        session.commit()
+        changed = session.commit()
         if self._fold_from is not None and canvas.document is not None:
             canvas.document.history.fold_since(self._fold_from, session.label)
             self._fold_from = None
+        if changed:
+            self.finished(canvas)
+
+    def finished(self, canvas: Canvas) -> None:
+        """A stroke ended (committed); the mask tools say so to the window (fast remove)."""
 
     def cancel(self, canvas: Canvas) -> None:
         if self._session is not None:
@@ -214,6 +219,9 @@ class MaskBrushTool(BrushTool):
 
     def dab(self, session: PixelEditSession, x: float, y: float) -> None:
         session.mask_dab(x, y, self.brush.size, self.brush.hardness, self.mode)
+
+    def finished(self, canvas: Canvas) -> None:
+        canvas.mask_stroke_finished.emit("subtract" if self.mode == "subtract" else "add")
 
 
 class MaskEraserTool(MaskBrushTool):
@@ -319,7 +327,8 @@ class _ShapeTool(Tool):
         if not doc.mask_style.visible:
             doc.set_mask_style(visible=True)
         labels = {"replace": what, "add": f"{what} (add)", "subtract": f"{what} (subtract)"}
-        doc.combine_mask(shape_mask, mode, labels[mode])
+        if doc.combine_mask(shape_mask, mode, labels[mode]):
+            canvas.mask_stroke_finished.emit("subtract" if mode == "subtract" else "add")
 
 
 class LassoTool(_ShapeTool):

@@ -188,6 +188,14 @@ class WindowBuilder:
             "Compare with the picture before any fill or paint",
             checkable=True,
         )
+        self.act_split = A(
+            "&Split before / after",
+            self._on_split,
+            "Shift+C",
+            "mdi6.compare-horizontal",
+            "Before on the left of a divider, after on the right; drag the divider across the picture",
+            checkable=True,
+        )
         # fill
         self.act_fill = A(
             "&Fill",
@@ -216,6 +224,7 @@ class WindowBuilder:
         self.act_harder = A(
             "Harder brush", lambda: setattr(self.brush, "hardness", self.brush.hardness + 0.1), "Shift+]"
         )
+        self.act_swap = A("Swap mask brush and eraser", self.swap_brush_eraser, "X", "mdi6.swap-horizontal")
         # tools
         self.tool_group = QActionGroup(self)
         self.tool_actions: dict[str, QAction] = {}
@@ -248,6 +257,7 @@ class WindowBuilder:
             self.act_fit,
             self.act_100,
             self.act_compare,
+            self.act_split,
         ]
 
     def _make_docks(self) -> None:
@@ -281,15 +291,15 @@ class WindowBuilder:
 
         Left, Right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         self.engine_dock = dock("Engine", "engine_dock", self.engine_panel, Left)
-        self.variants_dock = dock("Variants", "variants_dock", self.variants_panel, Left)
+        self.variants_dock = dock("Fills", "variants_dock", self.variants_panel, Left)
         self.steps_dock = dock("Steps", "steps_dock", self.steps_panel, Left)
         self.tabifyDockWidget(self.variants_dock, self.steps_dock)
         self.variants_dock.raise_()
         self.layers_dock = dock("Layers", "layers_dock", self.layers_panel, Right)
         self.history_dock = dock("History", "history_dock", self.history_panel, Right)
         self.splitDockWidget(self.layers_dock, self.history_dock, Qt.Orientation.Vertical)
-        self.resizeDocks([self.engine_dock, self.layers_dock], [310, 270], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.engine_dock, self.variants_dock], [520, 260], Qt.Orientation.Vertical)
+        self.resizeDocks([self.engine_dock, self.layers_dock], [330, 270], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.engine_dock, self.variants_dock], [440, 340], Qt.Orientation.Vertical)
         self.resizeDocks([self.layers_dock, self.history_dock], [480, 220], Qt.Orientation.Vertical)
 
     def _make_menus(self) -> None:
@@ -321,11 +331,11 @@ class WindowBuilder:
         m = mb.addMenu("&Tools")
         m.addActions(list(self.tool_actions.values()))
         m.addSeparator()
-        m.addActions([self.act_smaller, self.act_larger, self.act_softer, self.act_harder])
+        m.addActions([self.act_swap, self.act_smaller, self.act_larger, self.act_softer, self.act_harder])
         m = mb.addMenu("&View")
         m.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_100])
         m.addSeparator()
-        m.addAction(self.act_compare)
+        m.addActions([self.act_compare, self.act_split])
         m.addSeparator()
         theme_menu = m.addMenu("&Theme")
         self.theme_group = QActionGroup(self)
@@ -354,7 +364,16 @@ class WindowBuilder:
         main.addSeparator()
         main.addActions([self.act_invert, self.act_clear, self.act_grow, self.act_shrink, self.act_feather])
         main.addSeparator()
-        main.addActions([self.act_zoom_out, self.act_zoom_in, self.act_fit, self.act_100, self.act_compare])
+        main.addActions(
+            [
+                self.act_zoom_out,
+                self.act_zoom_in,
+                self.act_fit,
+                self.act_100,
+                self.act_compare,
+                self.act_split,
+            ]
+        )
         main.addSeparator()
         main.addAction(self.act_fill)
         fill_button = main.widgetForAction(self.act_fill)

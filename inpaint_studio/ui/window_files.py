@@ -112,7 +112,10 @@ class FileCommands:
             self.settings.add_recent(path)
             self.settings.set("files/last_dir", str(path.resolve().parent))
         self.banner.hide()
-        self.statusBar().showMessage(f"Opened {path.name}", 3000)
+        if opened.note:
+            self.statusBar().showMessage(opened.note, 12000)
+        else:
+            self.statusBar().showMessage(f"Opened {path.name}", 3000)
 
     def save(self, then: Callable[[], object] | None = None) -> FileOp | None:
         """Save to the project file (asking where the first time); ``then`` runs after success."""
@@ -187,12 +190,20 @@ class FileCommands:
             stem += "_" + doc.layer(target).name.replace(" ", "_")
         else:
             stem += "_filled"
-        start = Path(self.settings.get("files/export_dir", str(Path.home()))) / f"{stem}.png"
+        start = self.export_folder() / f"{stem}.png"
         path, chosen = QFileDialog.getSaveFileName(
             self, "Export", str(start), ";;".join(files.EXPORT_FILTERS)
         )
         if path:
             self.export_to(files.with_suffix_for_filter(path, chosen), target)
+
+    def export_folder(self) -> Path:
+        """Where Export starts: the photo's (or project's) folder, as Save does; for a picture
+        without a file, the last export folder, else home."""
+        path = self.source_path or self.project_path
+        if path is not None and path.parent.is_dir():
+            return path.parent
+        return Path(self.settings.get("files/export_dir", str(Path.home())))
 
     def export_layer_dialog(self) -> None:
         target = self.layers_panel.current_id() or (self._doc.active_layer_id if self._doc else None)

@@ -58,8 +58,16 @@ def _events(engine, request, cancel=lambda: False):
     return list(engine.run(request, cancel))
 
 
+IMAGE = sd_tiny.gradient_image(64)
+
+
+def _full(event) -> np.ndarray:
+    """The event's picture at full size (fills come placed at the mask's box)."""
+    return event.composited(IMAGE)
+
+
 def _final(events) -> np.ndarray:
-    return next(e for e in events if isinstance(e, Result)).image
+    return _full(next(e for e in events if isinstance(e, Result)))
 
 
 def test_is_registered_and_needs_a_model():
@@ -83,7 +91,7 @@ def test_matches_diffusers_inpaint_pipeline(model_dir, scheduler):
     engine = create("sd15", weights=model_dir)
     request = _request(variants=2, scheduler=scheduler)
     events = _events(engine, request)
-    ours = [e.image for e in events if isinstance(e, Variant)]
+    ours = [_full(e) for e in events if isinstance(e, Variant)]
 
     parts = engine.load(engine_runtime())
     pixels = torch.from_numpy(request.image).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
@@ -150,7 +158,7 @@ def test_previews_every_step_and_exact_paste_back(model_dir):
     previews = [e for e in events if isinstance(e, Preview)]
     assert [p.step for p in previews] == [1, 2, 3] and all(p.steps == 3 for p in previews)
     outside = mask == 0
-    for image in [p.image for p in previews] + [_final(events)]:
+    for image in [_full(p) for p in previews] + [_final(events)]:
         assert image.shape == request.image.shape
         assert np.array_equal(image[outside], request.image[outside])
     assert not np.array_equal(_final(events)[mask == 255], request.image[mask == 255])
@@ -166,8 +174,8 @@ def test_full_decode_previews_every_k_steps(model_dir):
     hole = _request().mask > 0
     # the last step's decoded estimate is the fill itself (DDIM's x0 at the last step = its output);
     # the colour projection is a rough approximation of it
-    err_decoded = np.abs(previews[-1].image.astype(int) - _final(events).astype(int))[hole].mean()
-    err_fast = np.abs(fast[-1].image.astype(int) - _final(events).astype(int))[hole].mean()
+    err_decoded = np.abs(_full(previews[-1]).astype(int) - _final(events).astype(int))[hole].mean()
+    err_fast = np.abs(_full(fast[-1]).astype(int) - _final(events).astype(int))[hole].mean()
     assert len(previews) == 2 and err_decoded < err_fast
 
 
@@ -181,7 +189,7 @@ def test_a_variant_reproduces_alone(model_dir, scheduler):
     ]
     assert len({v.seed for v in variants}) == 3 and variants[0].seed == 5
     alone = _final(_events(engine, _request(variants=1, seed=variants[2].seed, scheduler=scheduler)))
-    assert np.abs(alone.astype(int) - variants[2].image.astype(int)).max() <= 1
+    assert np.abs(alone.astype(int) - _full(variants[2]).astype(int)).max() <= 1
 
 
 def test_cancel_stops_within_one_step(model_dir):
@@ -221,7 +229,59 @@ def test_real_sd15_inpainting_model_on_cuda():
         params={"steps": 20, "device": "cuda", "precision": "fp16"},
     )
     events = _events(create("sd15", weights=path), request)
-    final = _final(events)
+    final = next(e for e in events if isinstance(e, Result)).composited(image)
     assert np.array_equal(final[mask == 0], image[mask == 0])
     assert final[mask > 0].std() > 5  # a real model paints something, not a flat colour
     assert sum(isinstance(e, Preview) for e in events) == 20
+
+
+def test_without_diffusers_the_engine_says_what_to_install(monkeypatch, model_dir):
+    import inpaint_studio.engines.sd15 as sd15
+
+    real = sd15.importlib.util.find_spec
+    monkeypatch.setattr(
+        sd15.importlib.util, "find_spec", lambda name: None if name == "diffusers" else real(name)
+    )
+    avail = sd15.SD15Engine.availability(model_dir)
+    assert not avail.ok and "pip install diffusers" in avail.reason
+
+
+def test_cli_fill_with_a_local_model_and_a_bad_path(model_dir, tmp_path, capsys):
+    from inpaint_studio.cli import main
+    from inpaint_studio.core.imageio import load_image, save_image
+
+    request = _request()
+    save_image(tmp_path / "in.png", request.image)
+    save_image(tmp_path / "mask.png", np.repeat(request.mask[..., None], 3, axis=2))
+    args = [
+        "fill",
+        str(tmp_path / "in.png"),
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "--engine",
+        "sd15",
+        "--prompt",
+        "a red apple",
+        "--set",
+        "steps=2",
+        "--set",
+        "resolution=64",
+    ]
+    assert main([*args, "-o", str(tmp_path / "out.png"), "--weights", str(model_dir)]) == 0
+    out = load_image(tmp_path / "out.png")
+    assert np.array_equal(out[request.mask == 0], request.image[request.mask == 0])
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "x.png"), "--weights", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0]
+
+
+def test_strength_below_one_runs_fewer_steps_and_a_text_to_image_unet_inpaints(tmp_path):
+    """strength 0.5 of 4 steps denoises 2; a 4-channel UNet takes the latent-blend path of the pipeline."""
+    folder = sd_tiny.save_folder(sd_tiny.tiny_parts(4), tmp_path / "base")
+    events = _events(create("sd15", weights=folder), _request(steps=4, strength=0.5))
+    steps = [e for e in events if isinstance(e, Preview)]
+    assert [p.step for p in steps] == [1, 2] and steps[-1].steps == 2
+    final = _final(events)
+    hole = _request().mask > 0
+    assert np.array_equal(final[~hole], IMAGE[~hole]) and not np.array_equal(final[hole], IMAGE[hole])

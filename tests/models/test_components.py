@@ -146,3 +146,16 @@ def test_shared_cache_reads_its_budget_from_the_environment(monkeypatch):
     with pytest.raises(ValueError, match="number of gigabytes"):
         shared_cache()
     monkeypatch.setattr(components, "_SHARED", None)
+
+
+def test_unload_releases_the_cache_reference():
+    import gc
+    import weakref
+
+    cache = ComponentCache()
+    ref = weakref.ref(cache.get(_key("unet"), _Loader()))
+    gc.collect()
+    assert ref() is not None  # the cache keeps it alive between runs
+    cache.unload()
+    gc.collect()
+    assert ref() is None  # nothing else held it: its memory is back

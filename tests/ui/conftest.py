@@ -48,6 +48,7 @@ def window(qtbot):
         catalog.add(cls)
     win = MainWindow(catalog=catalog)
     win.autosaver.set_interval(0)
+    win.engine_panel.fast_remove.setChecked(False)  # on for classical by default; its own tests turn it on
     win.resize(1200, 800)
     win.show()
     qtbot.waitExposed(win)

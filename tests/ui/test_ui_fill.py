@@ -40,7 +40,7 @@ def test_classical_fill_lands_as_a_layer_and_the_project_reopens_identical(windo
     hole = mask == 255
     assert not np.array_equal(comp[hole], original[..., :3][hole]), "the hole changed"
     assert np.array_equal(comp[mask == 0], original[..., :3][mask == 0]), "nothing else did"
-    assert doc.history.labels[-1] == "Fill: Classical fill"
+    assert doc.history.labels[-1] == "Fill: Classical fill 1", "the fill's one name (as in the Fills strip)"
     assert window.act_undo.isEnabled()
 
     path = tmp_path / "work.isproj"
@@ -149,7 +149,7 @@ def test_a_second_fill_while_one_runs_is_queued(window, qtbot):
     finally:
         SlowEngine.steps = 60
     assert first.status == "done"
-    assert [ly.name for ly in window.document.layers] == ["Background", "Slow fill", "Classical fill"]
+    assert [ly.name for ly in window.document.layers] == ["Background", "Slow fill 1", "Classical fill 2"]
 
 
 def test_variants_arrive_as_thumbnails_show_in_place_and_accept_as_a_layer(window, qtbot):
@@ -163,11 +163,11 @@ def test_variants_arrive_as_thumbnails_show_in_place_and_accept_as_a_layer(windo
     panel.seed.setValue(100)
     vp = window.variants_panel
     arrived = []
-    window.controller.variant_added.connect(lambda job, frame: arrived.append(vp.list.count()))
+    window.controller.variant_added.connect(lambda job, frame: arrived.append(vp.count()))
     window.act_fill.trigger()
     wait_job(qtbot, window)
     assert arrived == [1, 2, 3], "thumbnails appear one by one as the events arrive"
-    assert vp.list.count() == 3
+    assert vp.count() == 3
     assert [ly.kind for ly in doc.layers] == ["image"], "with variants nothing lands until one is picked"
     # the first one is shown on the canvas in place
     assert canvas.overlay_owner is vp
@@ -176,14 +176,14 @@ def test_variants_arrive_as_thumbnails_show_in_place_and_accept_as_a_layer(windo
     c = img.pixelColor(p)
     assert (c.red(), c.green(), c.blue()) == VARIANT_COLORS[0]
     # hovering another shows it; leaving the list goes back to the clicked one
-    vp._on_hover(vp.list.item(2))
+    vp._on_hover(vp.thumb_items()[2])
     c = canvas.grab().toImage().pixelColor(p)
     assert (c.red(), c.green(), c.blue()) == VARIANT_COLORS[2]
     vp._restore()
     c = canvas.grab().toImage().pixelColor(p)
     assert (c.red(), c.green(), c.blue()) == VARIANT_COLORS[0]
     # double-click accepts as a result layer
-    item = vp.list.item(1)
+    item = vp.thumb_items()[1]
     vp.list.scrollToItem(item)
     QApplication.processEvents()
     rect = vp.list.visualItemRect(item)
@@ -195,23 +195,23 @@ def test_variants_arrive_as_thumbnails_show_in_place_and_accept_as_a_layer(windo
     )
     assert [ly.kind for ly in doc.layers] == ["image", "result"]
     layer = doc.layers[1]
-    assert layer.name == "Scripted variant 2"
+    assert layer.name == "Scripted variant 1.2"
     assert layer.meta["seed"] == 101 and layer.meta["variant"] == 1 and layer.meta["z"] == 1
     assert tuple(layer.pixels[60, 75]) == (*VARIANT_COLORS[1], 255)
     assert np.array_equal(layer.pixels[..., 3], mask)
     assert canvas.overlay_owner is None
     # the rejected ones stay browsable; Accept adds another
-    assert vp.list.count() == 3
-    vp.list.setCurrentRow(2)
+    assert vp.count() == 3
+    vp.list.setCurrentItem(vp.thumb_items()[2])
     vp.accept_button.click()
     assert len(doc.layers) == 3
     window.act_undo.trigger()
     assert len(doc.layers) == 2
-    # the next run starts a fresh list
+    # the next run adds a group on top and keeps the earlier one's variants
     panel.variants.setValue(2)
     window.act_fill.trigger()
     wait_job(qtbot, window)
-    assert vp.list.count() == 2
+    assert [it.text() for it in vp.thumb_items()] == ["2.1", "2.2", "1.1", "1.2", "1.3"]
 
 
 def test_step_previews_show_live_and_scrub_after_the_run(window, qtbot):

@@ -36,12 +36,12 @@ def test_more_like_this_reruns_with_the_variants_overrides_and_keeps_the_earlier
     window.act_fill.trigger()
     wait_job(qtbot, window)
     first = FollowupEngine.requests[-1]
-    assert vp.list.count() == 2 and vp.more_button.isVisible()
+    assert vp.count() == 2 and vp.more_button.isVisible()
     # keep the first variant as a layer: the follow-up must still fill the picture as it was
     vp.accept(0)
     assert [ly.kind for ly in doc.layers] == ["image", "result"]
     assert FOLLOWUP_KEY not in doc.layers[1].meta, "offers are not stored with a layer"
-    vp.list.setCurrentRow(1)
+    vp.list.setCurrentItem(vp.thumb_items()[1])
     assert vp.more_button.isEnabled() and vp.more_button.text() == "More like this"
     with qtbot.waitSignal(window.controller.job_finished, timeout=10000) as blocker:
         qtbot.mouseClick(vp.more_button, Qt.MouseButton.LeftButton)
@@ -54,20 +54,21 @@ def test_more_like_this_reruns_with_the_variants_overrides_and_keeps_the_earlier
     assert np.array_equal(second.mask, first.mask)
     assert np.array_equal(second.image, first.image), "the same picture, not the one with the layer"
     # the new variants join the list; the earlier ones stay browsable and can still be accepted
-    assert [vp.list.item(i).text() for i in range(4)] == ["1", "2", "2.1", "2.2"]
-    assert vp.list.currentRow() == 2 and window.canvas.overlay_owner is vp
+    # one numbering per fill: the follow-up's variants continue it
+    assert [it.text() for it in vp.thumb_items()] == ["1.1", "1.2", "1.3", "1.4"]
+    assert vp.list.currentItem() is vp.thumb_items()[2] and window.canvas.overlay_owner is vp
     p = window.canvas.map_from_image(75.2, 60.2).toPoint()
     c = window.canvas.grab().toImage().pixelColor(p)
     assert (c.red(), c.green(), c.blue()) == VARIANT_COLORS[3], "the follow-up's first variant is shown"
-    vp.list.setCurrentRow(1)
+    vp.list.setCurrentItem(vp.thumb_items()[1])
     older = vp.accept_selected()
     assert older.meta["variant"] == 1 and older.meta["params"]["near_index"] == -1
-    vp.list.setCurrentRow(3)
+    vp.list.setCurrentItem(vp.thumb_items()[3])
     newer = vp.accept_selected()
     assert newer.meta["params"]["near_index"] == 1 and FOLLOWUP_KEY not in newer.meta
     assert len(doc.layers) == 4
     # the same offer again, from the context menu: new samples around the same reference
-    menu = vp.context_menu(vp.list.item(1))
+    menu = vp.context_menu(vp.thumb_items()[1])
     action = next(a for a in menu.actions() if a.text() == "More like this")
     with qtbot.waitSignal(window.controller.job_finished, timeout=10000):
         action.trigger()
@@ -75,11 +76,12 @@ def test_more_like_this_reruns_with_the_variants_overrides_and_keeps_the_earlier
     third = FollowupEngine.requests[-1]
     assert third.params["near_index"] == 1 and third.params["near_seed"] == 100
     assert third.seed == next_take_seed(100, 1) and third.seed not in (100, second.seed)
-    assert vp.list.count() == 6
-    # a plain Fill starts a fresh list
+    assert vp.count() == 6
+    # a plain Fill adds a new group on top; the earlier fill's results stay
     window.act_fill.trigger()
     wait_job(qtbot, window)
-    assert vp.list.count() == 2 and FollowupEngine.requests[-1].params.get("near_index", -1) == -1
+    assert vp.count() == 8 and FollowupEngine.requests[-1].params.get("near_index", -1) == -1
+    assert [it.text() for it in vp.thumb_items()][:2] == ["2.1", "2.2"]
 
 
 def test_vary_from_this_step_reruns_with_the_steps_request_meta(followups, qtbot):

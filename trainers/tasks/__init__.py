@@ -14,6 +14,7 @@ TASKS: dict[str, str] = {
     "asuka-prior": "trainers.tasks.asuka_prior:AsukaPriorTask",
     "asuka-align": "trainers.tasks.asuka_align:AsukaAlignTask",
     "asuka-decoder": "trainers.tasks.asuka_decoder:AsukaDecoderTask",
+    "mta": "trainers.tasks.mta:MtaTask",
 }
 
 

@@ -99,6 +99,18 @@ def decode_latents(parts: SD15Parts, latents: Any) -> Any:
     return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
 
 
+@dataclass(frozen=True)
+class Conditioning:
+    """What the UNet's cross-attention reads: ``cond`` (1, L, D), and with ``uncond`` (1, L', D) the
+    noise prediction ``uncond + scale * (cond - uncond)`` (classifier-free guidance, or ASUKA's blend of
+    its prior with the empty prompt). Same lengths run as one batch; different lengths (ASUKA's 256
+    prior tokens against CLIP's 77) as two UNet passes."""
+
+    cond: Any
+    uncond: Any | None = None
+    scale: float = 1.0
+
+
 def inpaint_steps(
     parts: SD15Parts,
     image: Any,
@@ -109,20 +121,34 @@ def inpaint_steps(
     generators: Sequence[Any],
     sampling: Sampling,
 ) -> Iterator[StepState]:
-    """Denoise ``len(generators)`` fills of one image; yields after every step.
+    """Denoise ``len(generators)`` fills of one image, steered by a prompt; yields after every step.
 
     ``image``: (1, 3, H, W) float in [-1, 1]; ``pixel_mask``: (1, 1, H, W), 1 = hole (the masked image
     hides it); ``latent_mask``: (1, 1, H/8, W/8), 1 = cells the model repaints. Generator ``i`` alone
     draws variant ``i``'s noise.
     """
+    cond = encode_text(parts, [prompt])
+    uncond = encode_text(parts, [negative_prompt or ""]) if sampling.guidance > 1.0 else None
+    conditioning = Conditioning(cond, uncond, sampling.guidance)
+    return conditioned_steps(parts, image, pixel_mask, latent_mask, conditioning, generators, sampling)
+
+
+def conditioned_steps(
+    parts: SD15Parts,
+    image: Any,
+    pixel_mask: Any,
+    latent_mask: Any,
+    conditioning: Conditioning,
+    generators: Sequence[Any],
+    sampling: Sampling,
+) -> Iterator[StepState]:
+    """:func:`inpaint_steps` with the cross-attention inputs given (``sampling.guidance`` unused)."""
     import torch
     from diffusers.utils.torch_utils import randn_tensor
 
     unet, device, dtype = parts.unet, parts.unet.device, parts.unet.dtype
     batch = len(generators)
-    guided = sampling.guidance > 1.0
-
-    embeds = prompt_embeddings(parts, prompt, negative_prompt, batch, guided).to(device, dtype)
+    embeds = _batched(conditioning, batch, device, dtype)
 
     scheduler = make_scheduler(sampling.scheduler, parts.scheduler_config)
     scheduler.set_timesteps(sampling.steps, device=device)
@@ -150,25 +176,19 @@ def inpaint_steps(
         latents = scheduler.add_noise(image_latents, noise, timesteps[:1].repeat(batch))
 
     mask = latent_mask.to(device, dtype).repeat(batch, 1, 1, 1)
-    conditioning = None
+    extra = None  # the inpainting UNet's extra input channels: mask + masked-image latents
     if parts.inpainting:
         masked = encode_image(parts, image * (pixel_mask.to(device) < 0.5)).to(dtype).repeat(batch, 1, 1, 1)
-        conditioning = torch.cat([mask, masked], dim=1)
-        if guided:
-            conditioning = torch.cat([conditioning] * 2)
+        extra = torch.cat([mask, masked], dim=1)
 
     step_kwargs = scheduler_step_kwargs(scheduler, list(generators), sampling.eta)
     total = len(timesteps)
     for i, t in enumerate(timesteps):
-        model_in = torch.cat([latents] * 2) if guided else latents
-        model_in = scheduler.scale_model_input(model_in, t)
-        if conditioning is not None:
-            model_in = torch.cat([model_in, conditioning], dim=1)
+        model_in = scheduler.scale_model_input(latents, t)
+        if extra is not None:
+            model_in = torch.cat([model_in, extra], dim=1)
         with torch.no_grad():
-            eps = unet(model_in, t, encoder_hidden_states=embeds, return_dict=False)[0]
-        if guided:
-            eps_uncond, eps_text = eps.chunk(2)
-            eps = eps_uncond + sampling.guidance * (eps_text - eps_uncond)
+            eps = _predict_noise(unet, model_in, t, conditioning, embeds)
         before = latents
         out = scheduler.step(eps, t, latents, **step_kwargs, return_dict=True)
         latents = out.prev_sample
@@ -182,6 +202,38 @@ def inpaint_steps(
             latents = (1 - mask) * known + mask * latents
             denoised = (1 - mask) * image_latents + mask * denoised
         yield StepState(i + 1, total, latents, denoised)
+
+
+def _batched(conditioning: Conditioning, batch: int, device: Any, dtype: Any) -> tuple[Any, ...]:
+    """The embeddings repeated over the batch: (cond,), (uncond + cond,) in one batch, or (uncond, cond)."""
+    import torch
+
+    def rep(x: Any) -> Any:
+        return x.repeat(batch, 1, 1).to(device, dtype)
+
+    cond, uncond = conditioning.cond, conditioning.uncond
+    if uncond is None:
+        return (rep(cond),)
+    if uncond.shape == cond.shape:
+        return (torch.cat([rep(uncond), rep(cond)]),)
+    return rep(uncond), rep(cond)
+
+
+def _predict_noise(
+    unet: Any, model_in: Any, t: Any, conditioning: Conditioning, embeds: tuple[Any, ...]
+) -> Any:
+    import torch
+
+    def eps(x: Any, hidden: Any) -> Any:
+        return unet(x, t, encoder_hidden_states=hidden, return_dict=False)[0]
+
+    if conditioning.uncond is None:
+        return eps(model_in, embeds[0])
+    if len(embeds) == 1:  # uncond and cond in one batch
+        eps_uncond, eps_cond = eps(torch.cat([model_in] * 2), embeds[0]).chunk(2)
+    else:
+        eps_uncond, eps_cond = eps(model_in, embeds[0]), eps(model_in, embeds[1])
+    return eps_uncond + conditioning.scale * (eps_cond - eps_uncond)
 
 
 def scheduler_step_kwargs(scheduler: Any, generators: list[Any], eta: float) -> dict[str, Any]:
