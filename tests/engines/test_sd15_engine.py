@@ -285,3 +285,9 @@ def test_strength_below_one_runs_fewer_steps_and_a_text_to_image_unet_inpaints(t
     final = _final(events)
     hole = _request().mask > 0
     assert np.array_equal(final[~hole], IMAGE[~hole]) and not np.array_equal(final[hole], IMAGE[hole])
+
+
+def test_an_unusable_device_is_one_line_and_exit_1(model_dir, tmp_path, capsys):
+    from tests.engines.device_check import assert_cuda_is_one_line_exit_1
+
+    assert_cuda_is_one_line_exit_1("sd15", model_dir, tmp_path, capsys)
