@@ -77,9 +77,14 @@ class LatentFill:
         mask: np.ndarray,
         feather: int = 4,
         color_match: bool = False,
+        placement: Placement | None = None,
     ) -> tuple[np.ndarray, Placement]:
         """The model's ``fill`` (work size, RGB uint8) cut to the mask's bounding box, with its
-        :class:`Placement`: the person's mask (soft edge kept) times the inward feather, 0 outside."""
+        :class:`Placement`: the person's mask (soft edge kept) times the inward feather, 0 outside.
+
+        ``placement`` from an earlier call of the same run skips recomputing the weight (a preview
+        every step must not run a distance transform every step).
+        """
         x0, y0, x1, y1 = self.box
         crop_fill = _resize(fill, self.crop_size).astype(np.float32)
         crop_mask = mask[y0:y1, x0:x1]
@@ -87,13 +92,23 @@ class LatentFill:
             crop_fill = match_ring_colour(
                 crop_fill, image[y0:y1, x0:x1], crop_mask > 0, ring_width(self.scale)
             )
+        if placement is None:
+            placement = self.placement(mask, feather)
+        bx0, by0, bx1, by1 = placement.box
+        inside = (slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0))
+        box_fill = np.clip(np.rint(crop_fill[inside]), 0, 255).astype(np.uint8)
+        return box_fill, placement
+
+    def placement(self, mask: np.ndarray, feather: int = 4) -> Placement:
+        """Where the fill goes and with what weight: the mask's bounding box and mask x feather."""
+        x0, y0, x1, y1 = self.box
+        crop_mask = mask[y0:y1, x0:x1]
         alpha = feather_alpha(crop_mask, feather)  # on the crop: its margin is not an edge
         bx0, by0, bx1, by1 = mask_bbox(mask)
         inside = (slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0))
         alpha8 = np.clip(np.rint(alpha[inside] * 255.0), 0, 255).astype(np.uint8)
         alpha8[(crop_mask[inside] > 0) & (alpha8 == 0)] = 1  # every masked pixel takes some fill
-        box_fill = np.clip(np.rint(crop_fill[inside]), 0, 255).astype(np.uint8)
-        return box_fill, Placement((bx0, by0, bx1, by1), alpha8)
+        return Placement((bx0, by0, bx1, by1), alpha8)
 
     def paste(
         self,

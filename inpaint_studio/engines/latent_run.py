@@ -66,8 +66,10 @@ def stream_fill(
         def decode(latents: Any) -> np.ndarray:
             return decode_latents(parts, latents)
 
-    def place(work_image: np.ndarray) -> tuple[np.ndarray, Any]:
-        return plan.place(work_image, request.image, request.mask, options.feather, options.color_match)
+    weight = plan.placement(request.mask, options.feather)  # once per run, not per preview
+
+    def place(work_image: np.ndarray, color_match: bool = options.color_match) -> tuple[np.ndarray, Any]:
+        return plan.place(work_image, request.image, request.mask, options.feather, color_match, weight)
 
     latents, total = None, 0
     while True:
@@ -84,7 +86,7 @@ def stream_fill(
         else:
             small = latents_to_rgb(state.denoised[:1])[0]
             shown = cv2.resize(small, plan.work_size, interpolation=cv2.INTER_LINEAR)
-        fill, placement = place(shown)
+        fill, placement = place(shown, color_match=False)  # a preview: no colour match
         yield Preview(fill, state.step, state.steps, placement=placement)
     if latents is None:
         raise EngineError("the sampler made no step: raise the number of steps")
