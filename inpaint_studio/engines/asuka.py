@@ -49,7 +49,6 @@ from .latent_run import (
 )
 from .params import Param
 from .runtime import Runtime
-from .seeds import variant_seed
 
 TITLE = "ASUKA (SD-1.5)"
 DECODERS = ("asuka", "vanilla")
@@ -114,9 +113,6 @@ class AsukaEngine(LatentEngine):
         training_hint=HINT,
     )
 
-    def __init__(self, weights: str | Path | None = None, device: str | None = None) -> None:
-        super().__init__(weights, device)
-
     # ------------------------------------------------------------------ weights
     @classmethod
     def availability(cls, weights: str | Path | None = None) -> Availability:
@@ -169,14 +165,9 @@ class AsukaEngine(LatentEngine):
 
         parts: AsukaParts = run.parts
         plan, request, params, runtime = run.plan, run.request, run.params, run.runtime
-        work_image = plan.work_image(request.image)
-        work_mask = plan.work_mask(request.mask)
-        pixels = torch.from_numpy(work_image).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
-        pixel_mask = torch.from_numpy(work_mask)[None, None].float()
+        work_image, work_mask, pixels, pixel_mask = run.work_inputs()
         latent_mask = torch.from_numpy(plan.latent_mask(work_mask))[None, None]
-        seeds = [variant_seed(request.seed, i) for i in range(request.variants)]
-        # CPU generators: the same seed draws the same noise on every device
-        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        seeds, generators = run.seeded_generators()
         sampling = Sampling(steps=int(params["steps"]), guidance=1.0, scheduler=params["scheduler"])
         strength = float(params["prior_strength"])
         conditioning = prior_conditioning(parts, work_image, work_mask, strength)
@@ -282,15 +273,12 @@ def _load_part(found: AsukaWeights, part: str, runtime: Runtime) -> Any:
 
 
 def _check_fit(parts: AsukaParts) -> None:
-    """The parts must fit each other and the model; say which does not."""
-    from ..models.diffusion.sampling import vae_factor
-
+    """The parts must fit each other and the model; say which does not (the VAE is checked by
+    ``LatentEngine.run`` for every diffusion engine)."""
     sd, found = parts.sd, parts.weights
     where = {p: found.parts.get(p) for p in (PRIOR, ALIGN, DECODER)}
     if not sd.inpainting:
         raise EngineError(f"{sd.source.path} is a text-to-image SD-1.5 model: ASUKA needs an inpainting one")
-    if vae_factor(sd) != LATENT_FACTOR:
-        raise EngineError(f"{sd.source.path}: its VAE is not SD-1.5's (8 pixels per latent cell)")
     width = int(sd.unet.config.cross_attention_dim)
     if parts.align.config["cond_dim"] != width:
         raise EngineError(

@@ -31,6 +31,7 @@ from .base import (
 )
 from .latent_compositor import LATENT_FACTOR, LatentFill, plan_latent_fill
 from .runtime import Runtime, resolve_runtime
+from .seeds import variant_seed
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,24 @@ class LatentRun:
     request: Request
     params: dict[str, Any]  # resolved
     runtime: Runtime
+
+    def work_inputs(self) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+        """(work image uint8, work mask 0/1, pixels in [-1, 1] as 1x3xHxW, mask as 1x1xHxW) at
+        model resolution: what every latent engine feeds its VAE and UNet."""
+        import torch
+
+        image = self.plan.work_image(self.request.image)
+        mask = self.plan.work_mask(self.request.mask)
+        pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
+        return image, mask, pixels, torch.from_numpy(mask)[None, None].float()
+
+    def seeded_generators(self) -> tuple[list[int], list[Any]]:
+        """One seed per variant (``engines.seeds.variant_seed``) and one CPU generator each: the
+        same seed draws the same noise on every device, and a variant reproduces alone."""
+        import torch
+
+        seeds = [variant_seed(self.request.seed, i) for i in range(self.request.variants)]
+        return seeds, [torch.Generator("cpu").manual_seed(s) for s in seeds]
 
 
 class LatentEngine(Engine):

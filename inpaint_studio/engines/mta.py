@@ -42,7 +42,6 @@ from .latent_params import latent_fill_params, scheduler_param
 from .latent_run import LatentEngine, LatentRun, PasteOptions, stream_fill
 from .params import Param
 from .runtime import Runtime
-from .seeds import variant_seed
 from .weights import weights_availability
 
 ENGINE_ID = "mta"
@@ -181,21 +180,14 @@ class MtaEngine(LatentEngine):
         return parts.parts
 
     def fill_latent(self, run: LatentRun, cancel: CancelFn) -> Iterator[Event]:
-        import torch
 
         from ..models.diffusion.brush_sampling import brush_steps
         from ..models.diffusion.sampling import Sampling
 
         model: MtaModel = run.parts
         plan, request, params, runtime = run.plan, run.request, run.params, run.runtime
-        work_mask = plan.work_mask(request.mask)
-        pixels = (
-            torch.from_numpy(plan.work_image(request.image)).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
-        )
-        pixel_mask = torch.from_numpy(work_mask)[None, None].float()
-        seeds = [variant_seed(request.seed, i) for i in range(request.variants)]
-        # CPU generators: the same seed draws the same noise on every device
-        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        _, work_mask, pixels, pixel_mask = run.work_inputs()
+        seeds, generators = run.seeded_generators()
         sampling = Sampling(
             steps=int(params["steps"]), guidance=float(params["guidance"]), scheduler=params["scheduler"]
         )

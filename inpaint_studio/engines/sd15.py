@@ -31,7 +31,6 @@ from .latent_params import latent_fill_params, scheduler_param, steps_param
 from .latent_run import LatentEngine, LatentRun, PasteOptions, stream_fill
 from .params import Param
 from .runtime import Runtime
-from .seeds import variant_seed
 from .weights import store_dir
 
 ENGINE_ID = "sd15"
@@ -79,9 +78,6 @@ class SD15Engine(LatentEngine):
         training_hint=HINT,
     )
 
-    def __init__(self, weights: str | Path | None = None, device: str | None = None) -> None:
-        super().__init__(weights, device)
-
     # ------------------------------------------------------------------ weights
     @classmethod
     def availability(cls, weights: str | Path | None = None) -> Availability:
@@ -120,15 +116,9 @@ class SD15Engine(LatentEngine):
 
         parts: Any = run.parts
         plan, request, params, runtime = run.plan, run.request, run.params, run.runtime
-        work_mask = plan.work_mask(request.mask)
-        pixels = (
-            torch.from_numpy(plan.work_image(request.image)).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
-        )
-        pixel_mask = torch.from_numpy(work_mask)[None, None].float()
+        _, work_mask, pixels, pixel_mask = run.work_inputs()
         latent_mask = torch.from_numpy(plan.latent_mask(work_mask))[None, None]
-        seeds = [variant_seed(request.seed, i) for i in range(request.variants)]
-        # CPU generators: the same seed draws the same noise on every device
-        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        seeds, generators = run.seeded_generators()
         sampling = Sampling(
             steps=int(params["steps"]),
             guidance=float(params["guidance"]),
