@@ -79,19 +79,13 @@ def blend_opaque(dst: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> None:
 
 
 def blend_over(dst: np.ndarray, src: np.ndarray, opacity: float = 1.0) -> None:
-    """``dst = src over dst`` in place, straight alpha, uint8; ``dst`` is RGBA or RGB (opaque).
+    """``dst = src over dst`` in place, straight alpha, RGBA uint8 (the layer stack's blend).
 
-    The one 'over' blend of the project: flattening layers, pasting a fill in the CLI and the
-    app's result layers all go through it, so they agree pixel for pixel.
+    Over an opaque ``dst`` at full opacity it is :func:`blend_opaque`, the blend the CLI pastes a
+    fill with, so a result layer flattened onto the photo equals the CLI's file pixel for pixel.
     """
-    if opacity >= 1.0 and (dst.shape[-1] == 3 or dst[..., 3].min() == 255):
-        # over an opaque picture (a photo, a flattened document); alpha stays 255
+    if opacity >= 1.0 and dst[..., 3].min() == 255:  # alpha stays 255
         blend_opaque(dst, src[..., :3], src[..., 3])
-        return
-    if dst.shape[-1] == 3:  # an opaque picture under a translucent layer: blend as RGBA with alpha 255
-        rgba = np.dstack([dst, np.full(dst.shape[:2], 255, np.uint8)])
-        blend_over(rgba, src, opacity)
-        dst[...] = rgba[..., :3]
         return
     a_s = src[..., 3:4].astype(np.float32) * (opacity / 255.0)
     a_d = dst[..., 3:4].astype(np.float32) * (1.0 / 255.0)

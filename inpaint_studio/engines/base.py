@@ -69,10 +69,6 @@ class Placement:
     box: tuple[int, int, int, int]
     alpha: np.ndarray
 
-    def rgba(self, fill: np.ndarray) -> np.ndarray:
-        """The fill (box size, RGB) with this alpha: a result layer's pixels inside the box."""
-        return np.dstack([fill, self.alpha])
-
     def paste(self, fill: np.ndarray, image: np.ndarray) -> np.ndarray:
         """A copy of the full ``image`` with ``fill`` blended in; pixels with alpha 0 stay identical."""
         x0, y0, x1, y1 = self.box
