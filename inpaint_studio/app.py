@@ -1,6 +1,7 @@
 """The desktop app's entry point: ``inpaint-studio [PICTURE_OR_PROJECT ...] [--sample]``.
 
-Thin on purpose: make the QApplication, one main window per picture asked for, run.
+Thin on purpose: make the QApplication, one main window per picture asked for, run. SIGTERM,
+SIGINT and SIGHUP keep unsaved work for recovery and exit with 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -51,11 +52,26 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(theme.icon("mdi6.auto-fix", "#3d7bd9") or QIcon())
     windows = open_windows(args)
     window = windows[0]
+    from .ui.termination import end_on_signals
+
+    relay = end_on_signals(app, main_windows, parent=app)
     # load the model library on the runner thread while the person looks at the picture
     QTimer.singleShot(1500, window.warm_up_if_useful)
     if not args.no_recovery:
         QTimer.singleShot(300, window.offer_recovery)
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        relay.close()
+
+
+def main_windows() -> list:
+    """The main windows open now (the first one and every one opened later)."""
+    from PySide6.QtWidgets import QApplication
+
+    from .ui.main_window import MainWindow
+
+    return [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
 
 
 CASCADE_PX = 32  # each further window opens this much lower and to the right

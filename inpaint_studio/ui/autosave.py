@@ -136,6 +136,12 @@ class Autosaver(QObject):
         if self._thread is not None:
             self._thread.join(timeout_s)
 
+    def flush(self) -> None:
+        """Write the unsaved work's autosave now and wait for it (the app is about to end)."""
+        self.wait()
+        self.tick()
+        self.wait()
+
     def discard(self) -> None:
         """The work is saved or deliberately thrown away: remove its autosave."""
         self.wait()

@@ -579,8 +579,18 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         self.shutdown()
         event.accept()
 
-    def shutdown(self) -> None:
-        """Stop the runner and autosave, forget the autosave of work that was saved or dropped."""
+    def end_session(self) -> None:
+        """The app is told to end (SIGTERM, logout) with nobody to ask "Save?": a save in progress
+        finishes, the unsaved work is autosaved now and kept, so the next launch offers it back."""
+        if self._closing:
+            return
+        self.file_ops.wait()
+        self.autosaver.flush()
+        self.shutdown(keep_autosave=True)
+
+    def shutdown(self, keep_autosave: bool = False) -> None:
+        """Stop the runner and autosave; forget the autosave of work that was saved or dropped
+        (unless ``keep_autosave``: the session ends without asking)."""
         if self._closing:
             return
         self._closing = True
@@ -592,7 +602,8 @@ class MainWindow(WindowBuilder, FileCommands, QMainWindow):
         self.save_settings()
         self.controller.shutdown()
         self.autosaver.shutdown()
-        self.autosaver.discard()
+        if not keep_autosave:
+            self.autosaver.discard()
         self.canvas.set_tool(None)
 
 
