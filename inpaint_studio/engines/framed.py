@@ -29,7 +29,7 @@ from .base import (
     Variant,
     check_cancel,
 )
-from .framing import Frame, paste_alpha, plan_frame
+from .framing import Frame, feathered_placement, plan_frame
 
 Params = dict[str, Any]  # a request's resolved parameters
 
@@ -91,7 +91,7 @@ class FramedEngine(Engine):
                 bbox=request.mask_box,
             )
             work = ModelInput(frame.image_to_model(request.image), frame.mask_to_model(request.mask), frame)
-            placement = _placement(request, int(params.get("feather", 0)))
+            placement = feathered_placement(request.mask, request.mask_box, int(params.get("feather", 0)))
             for event in self.fill(work, request, params, cancel):
                 yield _place(event, frame, placement)
         except (MemoryError, RuntimeError) as err:
@@ -101,17 +101,6 @@ class FramedEngine(Engine):
                 f"{self.info.title} ran out of memory: use the crop strategy with less context, fewer "
                 "variants, a lower precision or another device"
             ) from err
-
-
-def _placement(request: Request, feather: int) -> Placement:
-    """The paste weight at the mask's bounding box: the mask (soft edge kept) times the feather."""
-    x0, y0, x1, y1 = request.mask_box
-    crop = request.mask[y0:y1, x0:x1]
-    if feather <= 0:
-        return Placement(request.mask_box, crop.copy())  # the mask itself, soft edge and all
-    alpha8 = np.clip(np.rint(paste_alpha(crop, feather) * 255.0), 0, 255).astype(np.uint8)
-    alpha8[(crop > 0) & (alpha8 == 0)] = 1  # every masked pixel takes some of the fill
-    return Placement(request.mask_box, alpha8)
 
 
 def _place(event: Event, frame: Frame, placement: Placement) -> Event:

@@ -3,7 +3,7 @@
 Written once for every engine. The guarantee that matters: every pixel where the mask is 0 comes
 back byte-identical to the input. Inside the mask the fill is blended once, where it lands, with
 weight ``mask / 255`` (so a soft mask edge feathers) times an optional inward feather ramp
-(:func:`paste_alpha`; see ``base.Placement``).
+(:func:`feathered_placement`; see ``base.Placement``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..core.geometry import nonzero_box
+from .base import Placement
 from .params import Param
 
 Strategy = Literal["crop", "resize", "original"]
@@ -101,15 +102,34 @@ class Frame:
         return np.ascontiguousarray(crop[y0 - cy : y1 - cy, x0 - cx : x1 - cx])
 
 
-def paste_alpha(mask: np.ndarray, feather: int = 0) -> np.ndarray:
-    """Blend weight in [0, 1]: ``mask/255``, optionally ramped up over ``feather`` px from the edge."""
+def feather_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
+    """Blend weight in [0, 1]: ``mask / 255`` times a ramp that rises over ``feather`` px from the mask's
+    edge inward (shortened for holes thinner than that, so a thin stroke still gets the whole fill).
+
+    The border of ``mask`` is not an edge to feather from: pass a region with one mask-free pixel
+    around the hole wherever the hole does not reach the image's border (:func:`feathered_placement`)."""
     alpha = mask.astype(np.float32) / 255.0
-    if feather > 0:
-        inside = (mask > 0).astype(np.uint8)
-        dist = cv2.distanceTransform(inside, cv2.DIST_L2, 3)
-        alpha = np.minimum(alpha, np.clip(dist / float(feather), 0.0, 1.0))
-        alpha[(mask > 0) & (alpha <= 0)] = 1.0 / 255.0
-    return alpha
+    hole = (mask > 0).astype(np.uint8)
+    if feather <= 0 or not hole.any():
+        return alpha
+    dist = cv2.distanceTransform(np.pad(hole, 1, constant_values=1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    dist = dist[1:-1, 1:-1]
+    reach = min(float(feather), float(dist.max()))
+    return alpha * np.clip(dist / reach, 0.0, 1.0)
+
+
+def feathered_placement(mask: np.ndarray, box: tuple[int, int, int, int], feather: int) -> Placement:
+    """Where a fill goes and with what weight: ``box`` (the mask's bounding box) and the mask times the
+    inward feather, every masked pixel taking at least 1/255 of the fill. The one rule of every engine."""
+    x0, y0, x1, y1 = box
+    if feather <= 0:
+        return Placement(box, mask[y0:y1, x0:x1].copy())  # the mask itself, soft edge and all
+    h, w = mask.shape[:2]
+    gx0, gy0, gx1, gy1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, w), min(y1 + 1, h)
+    alpha = feather_alpha(mask[gy0:gy1, gx0:gx1], feather)[y0 - gy0 : y1 - gy0, x0 - gx0 : x1 - gx0]
+    alpha8 = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
+    alpha8[(mask[y0:y1, x0:x1] > 0) & (alpha8 == 0)] = 1
+    return Placement(box, alpha8)
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:

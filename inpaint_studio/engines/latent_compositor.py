@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .base import Placement
-from .framing import mask_bbox
+from .framing import feathered_placement, mask_bbox
 
 LATENT_FACTOR = 8  # SD's VAE: one latent cell per 8x8 pixels
 
@@ -101,14 +101,7 @@ class LatentFill:
 
     def placement(self, mask: np.ndarray, feather: int = 4) -> Placement:
         """Where the fill goes and with what weight: the mask's bounding box and mask x feather."""
-        x0, y0, x1, y1 = self.box
-        crop_mask = mask[y0:y1, x0:x1]
-        alpha = feather_alpha(crop_mask, feather)  # on the crop: its margin is not an edge
-        bx0, by0, bx1, by1 = mask_bbox(mask)
-        inside = (slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0))
-        alpha8 = np.clip(np.rint(alpha[inside] * 255.0), 0, 255).astype(np.uint8)
-        alpha8[(crop_mask[inside] > 0) & (alpha8 == 0)] = 1  # every masked pixel takes some fill
-        return Placement((bx0, by0, bx1, by1), alpha8)
+        return feathered_placement(mask, mask_bbox(mask), feather)
 
     def paste(
         self,
@@ -153,21 +146,6 @@ def max_pool_mask(mask: np.ndarray, factor: int) -> np.ndarray:
         raise ValueError(f"mask {w}x{h} is not a multiple of {factor}")
     cells = (mask > 0).reshape(h // factor, factor, w // factor, factor)
     return cells.any(axis=(1, 3)).astype(np.float32)
-
-
-def feather_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
-    """Blend weight in [0, 1]: ``mask / 255`` times a ramp that rises over ``feather`` px from the mask's
-    edge inward (shortened for holes thinner than that, so a thin stroke still gets the whole fill)."""
-    alpha = mask.astype(np.float32) / 255.0
-    hole = (mask > 0).astype(np.uint8)
-    if feather <= 0 or not hole.any():
-        return alpha
-    # padded with hole: the image border is not an edge to feather from
-    dist = cv2.distanceTransform(np.pad(hole, 1, constant_values=1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    dist = dist[1:-1, 1:-1]
-    reach = min(float(feather), float(dist.max()))
-    ramp = np.clip(dist / reach, 0.0, 1.0)
-    return alpha * ramp
 
 
 def ring_width(scale: float, model_px: int = 16) -> int:

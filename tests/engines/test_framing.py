@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from inpaint_studio.engines.base import EngineInfo, Event, Preview, Request, Result, at_full_size
 from inpaint_studio.engines.framed import FramedEngine
-from inpaint_studio.engines.framing import framing_params, paste_alpha, plan_frame
+from inpaint_studio.engines.framing import feather_alpha, feathered_placement, framing_params, plan_frame
 
 
 class NoiseEngine(FramedEngine):
@@ -125,9 +125,26 @@ def test_model_mask_never_loses_hole_pixels_when_shrinking():
 def test_feather_ramps_inside_only():
     mask = np.zeros((40, 40), np.uint8)
     mask[10:30, 10:30] = 255
-    alpha = paste_alpha(mask, feather=5)
+    alpha = feather_alpha(mask, feather=5)
     assert alpha[20, 20] == 1.0 and 0 < alpha[10, 20] < 1.0 and alpha[5, 5] == 0
     assert (alpha[mask > 0] > 0).all()
+
+
+def test_a_rectangle_mask_is_feathered_at_its_bounding_box_but_not_at_the_image_border():
+    """The weight is computed at the mask's box: the box's own edge is still the mask's edge (an old
+    rule computed the ramp on the box alone and gave a rectangle no feather at all), while a hole that
+    reaches the picture's border takes the whole fill there."""
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 20:50] = 255
+    placement = feathered_placement(mask, (20, 10, 50, 30), feather=5)
+    weight = placement.alpha
+    assert weight[10, 15] == 255 and 0 < weight[0, 15] < 128 and 0 < weight[10, 0] < 128
+    assert np.all(np.diff(weight[10, :6].astype(int)) >= 0)
+    edge = np.zeros((40, 60), np.uint8)
+    edge[0:20, 0:30] = 255  # touches the top and left borders of the picture
+    weight = feathered_placement(edge, (0, 0, 30, 20), feather=5).alpha
+    assert weight[0, 0] == 255 and weight[0, 10] == 255 and weight[10, 29] < 128
+    assert np.array_equal(feathered_placement(mask, (20, 10, 50, 30), 0).alpha, mask[10:30, 20:50])
 
 
 def test_bad_strategy_is_rejected():

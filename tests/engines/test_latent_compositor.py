@@ -8,6 +8,7 @@ import pytest
 import sd_tiny
 
 from inpaint_studio.engines import latent_compositor as lc
+from inpaint_studio.engines.framing import feather_alpha
 
 
 def fake_latent_model(work_image: np.ndarray, work_mask: np.ndarray, latent_mask: np.ndarray) -> np.ndarray:
@@ -99,14 +100,14 @@ def test_colour_match_moves_the_fill_toward_its_ring():
 
 def test_feather_ramps_inside_the_mask_only():
     mask = _box_mask(16)
-    alpha = lc.feather_alpha(mask, 4)
+    alpha = feather_alpha(mask, 4)
     assert (alpha[mask == 0] == 0).all()
     row = alpha[32, 14:24]
     assert row[0] == row[1] == 0 and 0 < row[2] < 0.5 and row[-1] == 1.0
     assert np.all(np.diff(row) >= 0)  # rises monotonically: it feathers, no step
     stroke = np.zeros((32, 32), np.uint8)
     stroke[10:13, :] = 255
-    assert lc.feather_alpha(stroke, 8).max() == 1.0  # a thin stroke still gets the whole fill somewhere
+    assert feather_alpha(stroke, 8).max() == 1.0  # a thin stroke still gets the whole fill somewhere
 
 
 @pytest.mark.parametrize("color_match", [False, True])
