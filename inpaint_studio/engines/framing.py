@@ -9,6 +9,7 @@ weight ``mask / 255`` (so a soft mask edge feathers) times an optional inward fe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -155,7 +156,14 @@ def plan_frame(
         raise ValueError(f"unknown framing strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     h, w = image_hw
     if strategy == "crop":
-        box = _context_box(bbox or mask_bbox(mask), (w, h), native_size, context, min_context)
+        square = None
+        if native_size:  # square-native models: a square crop, at least the native size where it fits
+
+            def square(want_w: int, want_h: int) -> tuple[int, int]:
+                side = max(want_w, want_h, min(native_size, max(w, h)))
+                return side, side
+
+        box = context_box(bbox or mask_bbox(mask), (w, h), context, min_context, square)
     else:
         box = (0, 0, w, h)
     cw, ch = box[2] - box[0], box[3] - box[1]
@@ -171,32 +179,32 @@ def plan_frame(
     return Frame(box=box, work_size=work, padded_size=padded)
 
 
-def _context_box(
+def context_box(
     bbox: tuple[int, int, int, int],
     image_wh: tuple[int, int],
-    native_size: int | None,
     context: float,
     min_context: int,
+    fit: Callable[[int, int], tuple[int, int]] | None = None,
 ) -> tuple[int, int, int, int]:
-    """Grow the mask's bbox by ``context`` of its size; square it up for square-native models."""
+    """The mask's ``bbox`` grown on each side by ``context`` of its longer side (at least ``min_context``
+    px), the wanted (w, h) reshaped by ``fit`` (a model's taste: square, no slivers), centred on the hole
+    and kept inside the picture; it always contains the whole hole. Every engine's crop comes from here."""
     x0, y0, x1, y1 = bbox
     w, h = image_wh
-    bw, bh = x1 - x0, y1 - y0
-    margin = max(min_context, int(round(context * max(bw, bh))))
-    want_w, want_h = bw + 2 * margin, bh + 2 * margin
-    if native_size:
-        side = max(want_w, want_h, min(native_size, max(w, h)))
-        want_w = want_h = side
-    want_w, want_h = min(want_w, w), min(want_h, h)
-    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    nx0 = int(round(cx - want_w / 2.0))
-    ny0 = int(round(cy - want_h / 2.0))
-    nx0 = min(max(nx0, 0), w - want_w)
-    ny0 = min(max(ny0, 0), h - want_h)
-    # the crop must always contain the whole hole
-    nx0, ny0 = min(nx0, x0), min(ny0, y0)
-    nx1, ny1 = max(nx0 + want_w, x1), max(ny0 + want_h, y1)
-    return nx0, ny0, min(nx1, w), min(ny1, h)
+    margin = max(min_context, int(round(context * max(x1 - x0, y1 - y0))))
+    want_w, want_h = x1 - x0 + 2 * margin, y1 - y0 + 2 * margin
+    if fit is not None:
+        want_w, want_h = fit(want_w, want_h)
+    (bx0, bx1), (by0, by1) = span(x0, x1, want_w, w), span(y0, y1, want_h, h)
+    return bx0, by0, bx1, by1
+
+
+def span(lo: int, hi: int, want: int, limit: int) -> tuple[int, int]:
+    """An interval of length ``want`` (at least ``hi - lo``, at most ``limit``) centred on [lo, hi), inside [0, limit)."""
+    want = min(max(want, hi - lo), limit)
+    start = int(round((lo + hi) / 2 - want / 2))
+    start = min(max(start, 0), limit - want)
+    return start, start + want
 
 
 def _crop(a: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

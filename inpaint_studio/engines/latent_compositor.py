@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .base import Placement
-from .framing import feathered_placement, mask_bbox
+from .framing import context_box, feathered_placement, mask_bbox
 
 LATENT_FACTOR = 8  # SD's VAE: one latent cell per 8x8 pixels
 
@@ -126,13 +126,8 @@ def plan_latent_fill(
     """Crop the mask's bounding box grown by ``context`` (a fraction of its size, at least
     ``min_context`` px), no thinner than half its length, and scale it so its long side is ``resolution``."""
     h, w = image_hw
-    x0, y0, x1, y1 = mask_bbox(mask)
-    bw, bh = x1 - x0, y1 - y0
-    margin = max(min_context, round(context * max(bw, bh)))
-    want_w, want_h = bw + 2 * margin, bh + 2 * margin
-    want_w, want_h = max(want_w, want_h // 2), max(want_h, want_w // 2)  # SD works poorly on slivers
-    (bx0, bx1), (by0, by1) = _span(x0, x1, want_w, w), _span(y0, y1, want_h, h)
-    box = (bx0, by0, bx1, by1)
+    box = context_box(mask_bbox(mask), (w, h), context, min_context, _no_slivers)
+    bx0, by0, bx1, by1 = box
     cw, ch = bx1 - bx0, by1 - by0
     s = resolution / max(cw, ch)
     work = (_grid(cw * s), _grid(ch * s))
@@ -167,12 +162,9 @@ def match_ring_colour(fill: np.ndarray, orig: np.ndarray, hole: np.ndarray, widt
     return np.clip(fill + shift, 0, 255)
 
 
-def _span(lo: int, hi: int, want: int, limit: int) -> tuple[int, int]:
-    """An interval of length ``want`` (at most ``limit``) centred on [lo, hi), kept inside [0, limit)."""
-    want = min(max(want, hi - lo), limit)
-    start = int(round((lo + hi) / 2 - want / 2))
-    start = min(max(start, 0), limit - want)
-    return start, start + want
+def _no_slivers(w: int, h: int) -> tuple[int, int]:
+    """SD works poorly on slivers: neither side below half the other."""
+    return max(w, h // 2), max(h, w // 2)
 
 
 def _grid(x: float) -> int:
