@@ -191,11 +191,22 @@ def train_ae(out: Path, steps: int, batch: int, size: int, lr: float, seed: int)
 
 # ----------------------------------------------------------------------------- stage 2: our decoder
 def train_decoder(
-    out: Path, steps: int, batch: int, size: int, lr: float, seed: int, adv: float = 0.1, tag: str = ""
+    out: Path,
+    steps: int,
+    batch: int,
+    size: int,
+    lr: float,
+    seed: int,
+    adv: float = 0.1,
+    tag: str = "",
+    pretrained_scale: float = 1.0,
 ) -> Path:
     """Our decoder on the stand-in VAE, through the real ``asuka-decoder`` task and training loop.
 
-    ``lr`` defaults above the paper's 8e-5 (50K steps at batch 40): this run is about 1/250 of that."""
+    ``lr`` defaults above the paper's 8e-5 (50K steps at batch 40): this run is about 1/250 of that.
+    For the same reason the VAE decoder's weights train at the full ``lr`` by default (the paper:
+    0.1x): the decoder has to learn to live beside the condition features (the shared GroupNorm
+    statistics put a colour cast on the hole at first), and at 0.1x a short run never gets there."""
     from trainers.config import TrainConfig
     from trainers.loop import train
     from trainers.tasks.asuka_decoder import AsukaDecoderOptions, AsukaDecoderTask
@@ -212,7 +223,9 @@ def train_decoder(
         log_every=50, val_every=max(steps // 4, 1), sample_every=max(steps // 4, 1),
         checkpoint_every=100, export_to_store=False, seed=seed, resume=resume, zoom=1.25, lr=lr,
     )  # fmt: skip
-    options = AsukaDecoderOptions(vae=str(out / "ae"), latent_aug=0.0, adv_weight=adv)
+    options = AsukaDecoderOptions(
+        vae=str(out / "ae"), latent_aug=0.0, adv_weight=adv, pretrained_lr_scale=pretrained_scale
+    )
     result = train(AsukaDecoderTask(options, config), config, show_progress=False)
     return Path(result.weights)
 
@@ -287,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decoder-batch", type=int, default=8)
     p.add_argument("--decoder-lr", type=float, default=4e-4)
     p.add_argument("--decoder-adv", type=float, default=0.1, help="adversarial weight (0: no critic)")
+    p.add_argument(
+        "--decoder-pretrained-scale", type=float, default=1.0, help="lr factor of the VAE decoder's weights"
+    )
     p.add_argument("--tag", default="", help="trains into decoder_run_TAG (eval scores every decoder_run*)")
     p.add_argument("--count", type=int, default=0, help="validation photos (0: all)")
     p.add_argument("--ring", type=int, default=3)
@@ -302,7 +318,15 @@ def main(argv: list[str] | None = None) -> int:
         train_ae(a.out, a.ae_steps, a.ae_batch, a.size, a.ae_lr, a.seed)
     if a.stage in ("decoder", "all"):
         train_decoder(
-            a.out, a.decoder_steps, a.decoder_batch, a.size, a.decoder_lr, a.seed, a.decoder_adv, a.tag
+            a.out,
+            a.decoder_steps,
+            a.decoder_batch,
+            a.size,
+            a.decoder_lr,
+            a.seed,
+            a.decoder_adv,
+            a.tag,
+            a.decoder_pretrained_scale,
         )
     if a.stage in ("eval", "all"):
         print_table(evaluate(a.out, a.size, a.count, a.ring, a.seed))

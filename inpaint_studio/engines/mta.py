@@ -20,7 +20,6 @@ between steps; the fills come back at the mask's box (outside it the photo is un
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from .base import (
 )
 from .latent_compositor import LATENT_FACTOR
 from .latent_params import latent_fill_params, scheduler_param
-from .latent_run import LatentEngine, LatentRun, PasteOptions, stream_fill
+from .latent_run import LatentEngine, LatentRun, PasteOptions, missing_libraries, stream_fill
 from .params import Param
 from .runtime import Runtime
 from .weights import weights_availability
@@ -115,11 +114,9 @@ class MtaEngine(LatentEngine):
     @classmethod
     def availability(cls, weights: str | Path | None = None) -> Availability:
         """The branch must be there; its base model too when it names one (else the setting must)."""
-        missing = [name for name in ("diffusers", "transformers") if importlib.util.find_spec(name) is None]
-        if missing:
-            return Availability(
-                False, f"{TITLE} needs {' and '.join(missing)}: pip install 'inpaint-studio[sd]'"
-            )
+        libraries = missing_libraries()
+        if libraries:
+            return Availability(False, f"{TITLE} {libraries}")
         try:
             branch = find_branch(weights)
             base = base_model_of(branch)

@@ -14,7 +14,6 @@ decode every K steps) and cancel is honoured between steps; the fills are pasted
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from .base import (
     WeightsMissing,
 )
 from .latent_params import latent_fill_params, scheduler_param, steps_param
-from .latent_run import LatentEngine, LatentRun, PasteOptions, stream_fill
+from .latent_run import LatentEngine, LatentRun, PasteOptions, missing_libraries, stream_fill
 from .params import Param
 from .runtime import Runtime
 from .weights import store_dir
@@ -81,11 +80,9 @@ class SD15Engine(LatentEngine):
     # ------------------------------------------------------------------ weights
     @classmethod
     def availability(cls, weights: str | Path | None = None) -> Availability:
-        missing = [name for name in ("diffusers", "transformers") if importlib.util.find_spec(name) is None]
-        if missing:
-            return Availability(
-                False, f"{TITLE} needs {' and '.join(missing)}: pip install diffusers transformers"
-            )
+        libraries = missing_libraries()
+        if libraries:
+            return Availability(False, f"{TITLE} {libraries}")
         try:
             source = find_model(weights)
         except WeightsMissing as err:

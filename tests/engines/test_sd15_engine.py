@@ -236,11 +236,13 @@ def test_real_sd15_inpainting_model_on_cuda():
 
 
 def test_without_diffusers_the_engine_says_what_to_install(monkeypatch, model_dir):
+    import importlib.util
+
     import inpaint_studio.engines.sd15 as sd15
 
-    real = sd15.importlib.util.find_spec
+    real = importlib.util.find_spec
     monkeypatch.setattr(
-        sd15.importlib.util, "find_spec", lambda name: None if name == "diffusers" else real(name)
+        importlib.util, "find_spec", lambda name, *a: None if name == "diffusers" else real(name, *a)
     )
     avail = sd15.SD15Engine.availability(model_dir)
     assert not avail.ok and "pip install diffusers" in avail.reason
