@@ -210,3 +210,20 @@ def forbid_sockets(monkeypatch: Any) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+
+
+def box_request(
+    variants: int = 1, seed: int = 3, mask: Any = None, params: dict | None = None, **fields
+) -> Any:
+    """The diffusion engine tests' request: :func:`gradient_image` with a 32 px square hole on the
+    8-pixel grid (max-pool and a pipeline's resize agree there) unless ``mask`` is given."""
+    import numpy as np
+
+    from inpaint_studio.engines.base import Request
+
+    if mask is None:
+        mask = np.zeros((64, 64), np.uint8)
+        mask[16:48, 16:48] = 255
+    return Request(
+        gradient_image(64), mask, seed=seed, variants=variants, params=dict(params or {}), **fields
+    )

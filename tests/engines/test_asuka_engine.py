@@ -77,11 +77,7 @@ def offline(monkeypatch):
 
 
 def _request(variants: int = 1, seed: int = 3, mask: np.ndarray | None = None, **params) -> Request:
-    image = sd_tiny.gradient_image(64)
-    if mask is None:
-        mask = np.zeros((64, 64), np.uint8)
-        mask[16:48, 16:48] = 255
-    return Request(image, mask, seed=seed, variants=variants, params={**FAST, **params})
+    return sd_tiny.box_request(variants, seed, mask, {**FAST, **params})
 
 
 def _events(engine, request, cancel=lambda: False):

@@ -83,18 +83,8 @@ def tiny(tmp_path_factory):
 
 
 def _request(variants: int = 1, seed: int = 3, mask=None, prompt: str = "a red apple", **params) -> Request:
-    image = sd_tiny.gradient_image(64)
-    if mask is None:
-        mask = np.zeros((64, 64), np.uint8)
-        mask[16:48, 16:48] = 255
-    return Request(
-        image,
-        mask,
-        prompt=prompt,
-        negative_prompt="blurry",
-        seed=seed,
-        variants=variants,
-        params={**FAST, **params},
+    return sd_tiny.box_request(
+        variants, seed, mask, {**FAST, **params}, prompt=prompt, negative_prompt="blurry"
     )
 
 

@@ -39,18 +39,8 @@ def offline(monkeypatch):
 
 
 def _request(variants: int = 1, seed: int = 3, mask: np.ndarray | None = None, **params) -> Request:
-    image = sd_tiny.gradient_image(64)
-    if mask is None:
-        mask = np.zeros((64, 64), np.uint8)
-        mask[16:48, 16:48] = 255  # on the 8-pixel grid: max-pool and the pipeline's resize agree
-    return Request(
-        image,
-        mask,
-        prompt="a red apple",
-        negative_prompt="blurry",
-        seed=seed,
-        variants=variants,
-        params={**FAST, **params},
+    return sd_tiny.box_request(
+        variants, seed, mask, {**FAST, **params}, prompt="a red apple", negative_prompt="blurry"
     )
 
 

@@ -65,7 +65,9 @@ def test_sizes_are_checked_and_gradients_reach_both_paths(vae_and_decoder):
     assert [layer.out_channels for layer in model.condition.layers] == [32, 64, 64]
 
 
-def test_condition_maps_equal_to_the_decoders_own_features_give_the_plain_decode(vae_and_decoder, monkeypatch):
+def test_condition_maps_equal_to_the_decoders_own_features_give_the_plain_decode(
+    vae_and_decoder, monkeypatch
+):
     """``own_features`` lists the features at the injection points in the condition encoder's order:
     replacing them by themselves, under any mask, must leave the plain decode."""
     _, model = vae_and_decoder
