@@ -53,7 +53,9 @@ class AsukaDecoderOptions(sd.SD15Options, PerceptualOptions, MaskFolderOptions):
     saturation: float = opt(0.1, "colour augmentation: saturation")
     hue: float = opt(0.03, "colour augmentation: hue")
     pretrained_lr_scale: float = opt(
-        recipe.PRETRAINED_LR_SCALE, "learning-rate factor of the VAE decoder's weights"
+        recipe.PRETRAINED_LR_SCALE,
+        "learning-rate factor of the VAE decoder's weights (the paper's 0.1 is for ~50K steps; a run of a "
+        "few thousand steps needs 1: the decoder must learn to live beside the condition features)",
     )
     l1_weight: float = opt(1.0, "weight of the L1 loss against the clean image")
     perceptual_weight: float = opt(
