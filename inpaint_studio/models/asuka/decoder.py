@@ -149,21 +149,6 @@ class AsukaDecoder(nn.Module):
         h = h * mask + maps[0] * (1 - mask)
         return dec.conv_out(dec.conv_act(dec.conv_norm_out(h)))
 
-    def own_features(self, z: torch.Tensor) -> list[torch.Tensor]:
-        """The plain decoder's features at each injection point, in the condition encoder's order
-        (``maps[0]`` before the output norm, ``maps[1]`` the finest level's entry, ...): what the
-        condition maps replace, so what they can be taught to look like before training starts."""
-        dec = self.decoder
-        h = dec.mid_block(dec.conv_in(z), None)
-        entries = []
-        for up_block in dec.up_blocks:
-            entries.append(h)
-            for resnet in up_block.resnets:
-                h = resnet(h, None)
-            for upsampler in up_block.upsamplers or ():
-                h = upsampler(h)
-        return [h, *reversed(entries)]
-
     def plain(self, z: torch.Tensor) -> torch.Tensor:
         """The underlying VAE decoder alone (the vanilla decode, for comparison)."""
         return self.decoder(z)
