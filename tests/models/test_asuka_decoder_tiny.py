@@ -63,4 +63,3 @@ def test_sizes_are_checked_and_gradients_reach_both_paths(vae_and_decoder):
     assert model.condition.layers[-1].weight.grad.abs().sum() > 0
     assert model.decoder.conv_in.weight.grad.abs().sum() > 0
     assert [layer.out_channels for layer in model.condition.layers] == [32, 64, 64]
-
