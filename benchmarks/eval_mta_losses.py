@@ -1,8 +1,8 @@
 """The measured effect of MTA's two new loss terms, at small scale (issue 13's acceptance).
 
-    PYTHONPATH=. python benchmarks/eval_mta_losses.py all --out /tmp/mta_study --steps 800 --seeds 0 1
+    PYTHONPATH=. python benchmarks/eval_mta_losses.py all --out /tmp/mta_study --steps 500 --seeds 0 1
     PYTHONPATH=. python benchmarks/eval_mta_losses.py base --out DIR      # or stage by stage
-    PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --steps 800 --seeds 0 1
+    PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --steps 500 --seeds 0 1
 
 ``base``: a random base shows nothing (every fill is noise), so a tiny SD-1.5-shaped base is
 trained first on ``../shared/data/grocery_store/train`` (``benchmarks/mta_tiny_base.py``: a
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-steps", type=int, default=800)
     parser.add_argument("--unet-steps", type=int, default=1500)
     parser.add_argument("--base-batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--train-images", type=int, default=512)
     parser.add_argument("--val-images", type=int, default=32)
