@@ -24,8 +24,9 @@ inside the hole:
 
 These are the task's own validation metrics (``MtaTask.validation_metrics``). Each term should
 lower its own measure: the table prints what came out, whatever it is, as mean and spread
-(min..max) over the seeds, with each run's final weighted style term beside its noise term
-(``style share``). There is no VGG file here, so the latent style extractor starts from scratch
+(min..max) over the seeds, the paired change against the same seed's noise-only run (same data
+order, masks and sampling noise), and each run's final weighted style term over its noise term
+(``style share``, the last 100 steps). There is no VGG file here, so the latent style extractor starts from scratch
 (He-normal, ``MtaTask``). ``--lr`` is raised above the paper's 1e-5 (same for every run) so
 that a few hundred steps move the branch at all. ``--diag-delta D`` adds a diagnostic row, the
 style loss at delta D: at delta 100 the term is a ~1e-5 share of the loss (see
@@ -155,21 +156,31 @@ def _cell(values: list[float], fmt: str) -> str:
     return f"{format(mean, fmt)} ({format(min(values), fmt)}..{format(max(values), fmt)})"
 
 
+def _change(rows: list[dict], got: list[dict], key: str) -> str:
+    """Per seed, the relative change of ``key`` against the same seed's noise-only run (paired: the
+    same data order, masks and sampling noise), as mean (min..max) in percent."""
+    base = {r["seed"]: r[key] for r in rows if r["variant"] == "noise only"}
+    changes = [100 * (r[key] / base[r["seed"]] - 1) for r in got if r["seed"] in base]
+    return _cell(changes, "+.2f") + " %" if changes else "-"
+
+
 def table(rows: list[dict]) -> str:
-    """Markdown: per variant the mean over seeds, with (min..max) when there are several."""
+    """Markdown: per variant the mean over seeds, with (min..max) when there are several, and the
+    paired change of both measures against noise only."""
     lines = [
-        "| variant | edge-map error (hole) | Gram distance (hole) | hole PSNR | hole SSIM | style share | seeds |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | edge-map error (hole) | vs noise only | Gram distance (hole) | vs noise only | hole PSNR "
+        "| hole SSIM | style share | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     names = list(dict.fromkeys(r["variant"] for r in rows))
     for name in sorted(names, key=lambda n: list(VARIANTS).index(n) if n in VARIANTS else len(VARIANTS)):
         got = [r for r in rows if r["variant"] == name]
         shares = [r["style_share"] for r in got if r.get("style_share") is not None]
         lines.append(
-            f"| {name} | {_cell([r['edge_error'] for r in got], '.5f')} | "
-            f"{_cell([r['gram_distance'] for r in got], '.4e')} | {_cell([r['hole_psnr'] for r in got], '.3f')} | "
-            f"{_cell([r['hole_ssim'] for r in got], '.4f')} | {_cell(shares, '.1e') if shares else '-'} | "
-            f"{','.join(str(r['seed']) for r in got)} |"
+            f"| {name} | {_cell([r['edge_error'] for r in got], '.5f')} | {_change(rows, got, 'edge_error')} | "
+            f"{_cell([r['gram_distance'] for r in got], '.4e')} | {_change(rows, got, 'gram_distance')} | "
+            f"{_cell([r['hole_psnr'] for r in got], '.3f')} | {_cell([r['hole_ssim'] for r in got], '.4f')} | "
+            f"{_cell(shares, '.1e') if shares else '-'} | {','.join(str(r['seed']) for r in got)} |"
         )
     return "\n".join(lines)
 
