@@ -29,7 +29,7 @@ order, masks and sampling noise), and each run's final weighted style term over 
 (``style share``, the last 100 steps). There is no VGG file here, so the latent style extractor starts from scratch
 (He-normal, ``MtaTask``). ``--lr`` is raised above the paper's 1e-5 (same for every run) so
 that a few hundred steps move the branch at all. ``--diag-delta D`` adds a diagnostic row, the
-style loss at delta D: at delta 100 the term is a ~1e-5 share of the loss (see
+style loss at delta D: at delta 100 the term is a ~3e-5..8e-5 share of the loss (see
 ``latent_style``'s docstring: x_{t-1} from the prediction and from the ground truth differ by
 only one DDPM step's coefficient, about 0.003 times the noise error), so this row shows what the
 term does when it carries weight; it is not the paper's setting.
