@@ -1,15 +1,21 @@
 """The measured effect of MTA's two new loss terms, at small scale (issue 13's acceptance).
 
-    PYTHONPATH=. python benchmarks/eval_mta_losses.py --out /tmp/mta_losses [--steps 200] [--seeds 0]
+    PYTHONPATH=. python benchmarks/eval_mta_losses.py all --out /tmp/mta_study --steps 500 --seeds 0 1
+    PYTHONPATH=. python benchmarks/eval_mta_losses.py base --out DIR      # or stage by stage
+    PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --steps 500 --seeds 0 1
 
-Trains the same small MTA branch four times, same steps, data order, masks and seed, with the edge
-head on / off and the style loss on / off, beside a tiny random SD-1.5-shaped base model (the test
-suite's ``tests/sd_tiny.py``: UNet 32/64 channels, 4-level VAE, 2-layer CLIP; random weights, since
-there was no time to train a tiny VAE and UNet on ../shared/data). Training rows: grocery-store
-product photos from ``../shared/data/grocery_store/train`` captioned with their product name;
-held back: images from ``grocery_store/val``. Each run then fills the held-back images' holes
-(masks from a fixed seed per image, DDIM with the run's ``--sample-steps``) and reports, inside the
-hole:
+``base``: a random base shows nothing (every fill is noise), so a tiny SD-1.5-shaped base is
+trained first on ``../shared/data/grocery_store/train`` (``benchmarks/mta_tiny_base.py``: a
+3-level KL VAE, 64 px photos -> 16 x 16 latents, then a 32/64-channel text-to-image UNet; the
+tiny CLIP text encoder keeps its random weights). ``--base random`` uses the test suite's random
+parts instead (``tests/sd_tiny.py``), as the first version of this study did.
+
+``study``: trains the same small MTA branch once per variant, same steps, data order, masks and
+seed, with the edge head on / off and the style loss on / off at the paper's weights (eta 0.1,
+delta 100), beside the frozen base. Training rows: grocery product photos captioned with their
+product name; held back: photos of ``grocery_store/val``. Each run then fills the held-back
+images' holes (masks from a fixed seed per image, DDIM with ``--sample-steps``) and reports,
+inside the hole:
 
 * ``edge_error``: mean squared difference of the Sobel edge maps of fill and target;
 * ``gram_distance``: Gram-matrix distance of fill and target through a fixed random RGB network
@@ -17,10 +23,16 @@ hole:
 * hole PSNR / SSIM, for reference.
 
 These are the task's own validation metrics (``MtaTask.validation_metrics``). Each term should
-lower its own measure: the table prints what came out, whatever it is. ``--lr`` is raised above
-the paper's 1e-5 (same for every run) so that a few hundred steps move the branch at all. There is
-no VGG file here, so the latent style extractor is random (He-normal, ``MtaTask``); the extra row
-with delta 1e8 shows the style term at a weight where it moves the branch at all.
+lower its own measure: the table prints what came out, whatever it is, as mean and spread
+(min..max) over the seeds, the paired change against the same seed's noise-only run (same data
+order, masks and sampling noise), and each run's final weighted style term over its noise term
+(``style share``, the last 100 steps). There is no VGG file here, so the latent style extractor starts from scratch
+(He-normal, ``MtaTask``). ``--lr`` is raised above the paper's 1e-5 (same for every run) so
+that a few hundred steps move the branch at all. ``--diag-delta D`` adds a diagnostic row, the
+style loss at delta D: at delta 100 the term is a ~3e-5..8e-5 share of the loss (see
+``latent_style``'s docstring: x_{t-1} from the prediction and from the ground truth differ by
+only one DDPM step's coefficient, about 0.003 times the noise error), so this row shows what the
+term does when it carries weight; it is not the paper's setting.
 """
 
 from __future__ import annotations
@@ -33,29 +45,28 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 GROCERY = REPO.parent / "shared" / "data" / "grocery_store"
-VARIANTS = {  # name -> (edge head, style loss, style weight delta)
-    "noise only": (False, False, 100.0),
-    "+ edge head": (True, False, 100.0),
-    "+ style loss": (False, True, 100.0),
-    "+ edge + style": (True, True, 100.0),
-    # a random extractor's Gram matrices on latents are ~1e-9, so the paper's delta = 100 gives the
-    # term no weight at all; this row scales delta until it is of the noise term's order
-    "+ style loss, delta 1e8": (False, True, 1e8),
+PAPER_DELTA = 100.0
+VARIANTS = {  # name -> (edge head, style loss)
+    "noise only": (False, False),
+    "+ edge head": (True, False),
+    "+ style loss": (False, True),
+    "+ edge + style": (True, True),
 }
+DIAG = "+ style loss, delta {delta:g} (diagnostic)"
 
 
 def _manifest(split: Path, count: int, out: Path) -> Path:
     """``count`` photos of ``split``, spread over the products, captioned with the product's name."""
+    from mta_tiny_base import caption_of
+
     files = sorted(split.rglob("*.jpg"))
     step = max(1, len(files) // count)
-    rows = [
-        {"image": str(f), "caption": f.parent.name.replace("-", " ").lower()} for f in files[::step][:count]
-    ]
+    rows = [{"image": str(f), "caption": caption_of(f)} for f in files[::step][:count]]
     out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return out
 
 
-def _tiny_base(folder: Path) -> Path:
+def _random_base(folder: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
     try:
         import sd_tiny
@@ -66,6 +77,21 @@ def _tiny_base(folder: Path) -> Path:
     return folder
 
 
+def base_stage(args: argparse.Namespace) -> Path:
+    """The base model folder: trained here (skipped when done) or the random test parts."""
+    if args.base == "random":
+        return _random_base(args.out / "tiny-sd15")
+    from mta_tiny_base import build_base
+
+    start = time.perf_counter()
+    folder = build_base(
+        args.out / "base", GROCERY / "train", size=args.resolution, vae_steps=args.vae_steps,
+        unet_steps=args.unet_steps, batch=args.base_batch, seed=0,
+    )  # fmt: skip
+    print(f"base: {folder} ({time.perf_counter() - start:.0f}s)", flush=True)
+    return folder
+
+
 def run_variant(
     name: str, edge: bool, style: bool, delta: float, seed: int, args: argparse.Namespace, paths: dict
 ) -> dict:
@@ -73,11 +99,12 @@ def run_variant(
     from trainers.loop import train
     from trainers.tasks.mta import MtaOptions, MtaTask
 
+    tag = "".join(c for c in name if c.isalnum())
     config = TrainConfig(
         manifest=str(paths["train"]),
         val_data=(str(paths["val"]),),
         val_images=args.val_images,
-        out=str(args.out / "runs" / f"{''.join(c for c in name if c.isalnum())}-s{seed}"),
+        out=str(args.out / "runs" / f"{tag}-s{seed}"),
         resolution=args.resolution,
         batch_size=args.batch_size,
         steps=args.steps,
@@ -105,75 +132,78 @@ def run_variant(
     )
     start = time.perf_counter()
     result = train(MtaTask(options, config), config, show_progress=False)
-    last = result.losses[-1] if result.losses else {}
+    tail = result.losses[-4:]  # the last 100 steps' logs
+    final = {
+        k: sum(r[k] for r in tail) / len(tail) for k in (tail[0] if tail else {}) if k.startswith("main/")
+    }
     return {
         "variant": name,
         "seed": seed,
+        "delta": delta,
+        "base": args.base,
+        "steps": args.steps,
         "seconds": round(time.perf_counter() - start, 1),
         **{k: result.validation[k] for k in ("edge_error", "gram_distance", "hole_psnr", "hole_ssim")},
-        "final_losses": {k: v for k, v in last.items() if k.startswith("main/")},
+        "final_losses": final,
+        "style_share": delta * final["main/style"] / final["main/noise"] if "main/style" in final else None,
     }
 
 
+def _cell(values: list[float], fmt: str) -> str:
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return format(mean, fmt)
+    return f"{format(mean, fmt)} ({format(min(values), fmt)}..{format(max(values), fmt)})"
+
+
+def _change(rows: list[dict], got: list[dict], key: str) -> str:
+    """Per seed, the relative change of ``key`` against the same seed's noise-only run (paired: the
+    same data order, masks and sampling noise), as mean (min..max) in percent."""
+    base = {r["seed"]: r[key] for r in rows if r["variant"] == "noise only"}
+    changes = [100 * (r[key] / base[r["seed"]] - 1) for r in got if r["seed"] in base]
+    return _cell(changes, "+.2f") + " %" if changes else "-"
+
+
 def table(rows: list[dict]) -> str:
-    """Markdown: mean over seeds per variant."""
+    """Markdown: per variant the mean over seeds, with (min..max) when there are several, and the
+    paired change of both measures against noise only."""
     lines = [
-        "| variant | edge-map error (hole) | Gram distance (hole) | hole PSNR | hole SSIM | runs |",
-        "|---|---|---|---|---|---|",
+        "| variant | edge-map error (hole) | vs noise only | Gram distance (hole) | vs noise only | hole PSNR "
+        "| hole SSIM | style share | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in VARIANTS:
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    for name in sorted(names, key=lambda n: list(VARIANTS).index(n) if n in VARIANTS else len(VARIANTS)):
         got = [r for r in rows if r["variant"] == name]
-        if not got:
-            continue
-
-        def mean(key: str, got: list[dict] = got) -> float:
-            return sum(r[key] for r in got) / len(got)
-
+        shares = [r["style_share"] for r in got if r.get("style_share") is not None]
         lines.append(
-            f"| {name} | {mean('edge_error'):.6f} | {mean('gram_distance'):.4e} | {mean('hole_psnr'):.3f} | "
-            f"{mean('hole_ssim'):.4f} | {len(got)} |"
+            f"| {name} | {_cell([r['edge_error'] for r in got], '.5f')} | {_change(rows, got, 'edge_error')} | "
+            f"{_cell([r['gram_distance'] for r in got], '.4e')} | {_change(rows, got, 'gram_distance')} | "
+            f"{_cell([r['hole_psnr'] for r in got], '.3f')} | {_cell([r['hole_ssim'] for r in got], '.4f')} | "
+            f"{_cell(shares, '.1e') if shares else '-'} | {','.join(str(r['seed']) for r in got)} |"
         )
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--train-images", type=int, default=256)
-    parser.add_argument("--val-images", type=int, default=16)
-    parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--sample-steps", type=int, default=10)
-    parser.add_argument("--guidance", type=float, default=1.0)
-    parser.add_argument("--style-net", default="vgg16")
-    parser.add_argument("--style-layers", type=int, nargs="*", default=[])
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
-    args = parser.parse_args(argv)
-    if not GROCERY.is_dir():
-        print(f"no photos at {GROCERY}", file=sys.stderr)
-        return 2
-    import torch
-
-    torch.set_num_threads(1)
-    args.out.mkdir(parents=True, exist_ok=True)
+def study_stage(args: argparse.Namespace, base: Path) -> list[dict]:
     paths = {
-        "base": _tiny_base(args.out / "tiny-sd15"),
+        "base": base,
         "train": _manifest(GROCERY / "train", args.train_images, args.out / "train.jsonl"),
         "val": _manifest(GROCERY / "val", args.val_images, args.out / "val.jsonl"),
     }
+    variants = {name: (*VARIANTS[name], PAPER_DELTA) for name in args.variants}
+    if args.diag_delta:
+        variants[DIAG.format(delta=args.diag_delta)] = (False, True, args.diag_delta)
     results_file = args.out / "results.jsonl"
     rows = (
         [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.is_file() else []
     )
+    rows = [r for r in rows if r.get("base") == args.base and r.get("steps") == args.steps]
     done = {(r["variant"], r["seed"]) for r in rows}
     for seed in args.seeds:
-        for name in args.variants:
+        for name, (edge, style, delta) in variants.items():
             if (name, seed) in done:
                 continue
-            edge, style, delta = VARIANTS[name]
             row = run_variant(name, edge, style, delta, seed, args, paths)
             rows.append(row)
             with results_file.open("a", encoding="utf-8") as f:
@@ -182,6 +212,42 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows)
     (args.out / "table.md").write_text(text + "\n", encoding="utf-8")
     print(text)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("stage", choices=("base", "study", "all"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--base", choices=("trained", "random"), default="trained")
+    parser.add_argument("--vae-steps", type=int, default=800)
+    parser.add_argument("--unet-steps", type=int, default=1500)
+    parser.add_argument("--base-batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--train-images", type=int, default=512)
+    parser.add_argument("--val-images", type=int, default=32)
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--sample-steps", type=int, default=20)
+    parser.add_argument("--guidance", type=float, default=1.0)
+    parser.add_argument("--style-net", default="vgg16")
+    parser.add_argument("--style-layers", type=int, nargs="*", default=[])
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--diag-delta", type=float, default=0.0, help="add the style loss at this delta")
+    args = parser.parse_args(argv)
+    if not GROCERY.is_dir():
+        print(f"no photos at {GROCERY}", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # mta_tiny_base, beside this file
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = base_stage(args)
+    if args.stage != "base":
+        study_stage(args, base)
     return 0
 
 

@@ -20,6 +20,7 @@ from inpaint_studio.models.diffusion.latent_style import (
     noised_latent,
     previous_latent,
     rgb_conv_to_latent,
+    step_coefficient,
     style_loss,
 )
 from inpaint_studio.models.diffusion.mta_losses import PAPER_WEIGHTS, edge_loss, sobel_edge_target
@@ -106,6 +107,25 @@ def test_previous_and_noised_latents_match_diffusers_schedulers():
     t0 = torch.tensor([0])
     x_t = noised_latent(x0, noise, t0, ddpm.alphas_cumprod)
     assert torch.allclose(previous_latent(x_t, noise, t0, ddpm.alphas_cumprod), x0, atol=1e-5)
+
+
+def test_the_two_style_latents_differ_by_one_step_of_the_noise_error():
+    """Why the style term is small at delta 100: the latents it compares differ by c_t (e - eps), and
+    on SD-1.5's schedule |c_t| is 0.029 at t = 0 (the step to x0), 0.012 at t = 1 and between 0.002
+    and 0.007 from t = 10 on (median 0.003)."""
+    alphas = _sd_alphas()
+    g = torch.Generator().manual_seed(0)
+    x0, noise, eps = (torch.randn(3, 4, 8, 8, generator=g) for _ in range(3))
+    t = torch.tensor([999, 400, 1])
+    x_t = noised_latent(x0, noise, t, alphas)
+    diff = previous_latent(x_t, eps, t, alphas) - noised_latent(x0, noise, t - 1, alphas)
+    c = step_coefficient(t, alphas)
+    assert torch.allclose(diff, c.view(-1, 1, 1, 1) * (eps - noise), atol=1e-5)
+    every = step_coefficient(torch.arange(1000), alphas)
+    assert (every < 0).all() and every[1:].abs().max() < 0.013 and every[10:].abs().max() < 0.007
+    assert every.abs().median() < 0.0035
+    beta0 = 1 - alphas[0]
+    assert torch.allclose(every[0], -(beta0 / (1 - beta0)).sqrt())  # a_{-1} = 1: x0_hat against x0
 
 
 def test_perfect_noise_prediction_gives_zero_style_loss():

@@ -27,6 +27,17 @@ warning: the loss still trains, but its features mean little until the extractor
 
 **The loss.** ``G(f) = f f^T / (C H W)`` per sample and layer;
 ``L_style = 1/(B N) sum_{b, i} ||G(alpha_i) - G(beta_i)||_F^2`` over the N style layers.
+
+**Its scale.** The two latents differ by one step's worth of the noise error only:
+``x_{t-1} - x~_{t-1} = c_t (e - eps)`` with ``c_t = sqrt(1 - a_{t-1}) - sqrt(a_{t-1}) sqrt(1 - a_t)
+/ sqrt(a_t)``, which on SD-1.5's schedule is -0.029 at t = 0, -0.012 at t = 1, about -0.002
+around t = 100..300, -0.003 at 500 and -0.006 at 999 (:func:`step_coefficient`). The Gram distance is quadratic in that
+difference, so ``L_style`` is about ``c_t^2 ~ 1e-5`` times the noise error times the extractor's
+squared gain; a ReLU extractor without biases is also homogeneous, so the loss grows with the
+fourth power of the latent scale (latents of std 0.04, as a random VAE's, cost a factor ~3e-6).
+What ``delta = 100`` means therefore rests on the trained VGG's feature scale; a from-scratch
+extractor (He-normal, unit-variance features on unit-variance latents) has none, and at delta 100
+its term is a ~1e-5..1e-4 share of the loss (measured: ``benchmarks/eval_mta_losses.py``).
 """
 
 from __future__ import annotations
@@ -240,6 +251,13 @@ def previous_latent(
     a_prev = _alpha(alphas_cumprod, prev_t, x_t)
     x0_hat = (x_t.float() - (1 - a_t).sqrt() * eps.float()) / a_t.sqrt()
     return (a_prev.sqrt() * x0_hat + (1 - a_prev).sqrt() * eps.float()).to(x_t.dtype)
+
+
+def step_coefficient(t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """``c_t`` with ``previous_latent(x_t, e) - noised_latent(x0, eps, t - 1) = c_t (e - eps)``."""
+    a_t = _alpha(alphas_cumprod, t, torch.as_tensor(t).reshape(-1)).reshape(-1)
+    a_prev = _alpha(alphas_cumprod, torch.as_tensor(t).reshape(-1) - 1, a_t).reshape(-1)
+    return (1 - a_prev).sqrt() - a_prev.sqrt() * (1 - a_t).sqrt() / a_t.sqrt()
 
 
 def mta_style_loss(
