@@ -16,7 +16,8 @@ both decoders decode the same latents of held-back validation photos with the sa
 Two latents per image: the clean photo's (the VAE's own loss only) and a colour-jittered photo's (a
 stand-in for a fill whose colours drift from the photo, as SD's do). The defaults are the measured
 run of issue 12 (4500 steps, lr 1e-3, the VAE decoder's weights at the full lr, no critic: the
-discriminator slowed the short runs down). Stages keep their results in ``--out`` and are skipped when done, so an interrupted run continues::
+discriminator slowed the short runs down). Stages keep their results in ``--out`` and are skipped
+when done, so an interrupted run continues::
 
     python benchmarks/eval_asuka.py all --out /tmp/asuka_eval            # ae + decoder + eval
     python benchmarks/eval_asuka.py ae --out DIR --ae-steps 2000         # or stage by stage
