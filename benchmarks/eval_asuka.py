@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -152,41 +151,24 @@ def make_ae():
 
 
 def train_ae(out: Path, steps: int, batch: int, size: int, lr: float, seed: int) -> Path:
-    """L1 + a light KL term, Adam, checkpoints every 250 steps; the result as a diffusers folder."""
+    """``kl_autoencoder.fit`` on random crops of the train splits; the result as a diffusers folder."""
     final = out / "ae"
     if (final / "config.json").is_file():
         print(f"ae: done ({final})")
         return final
+    from kl_autoencoder import fit
+
     torch.manual_seed(seed)
     ae = make_ae()
-    opt = torch.optim.Adam(ae.parameters(), lr=lr)
-    ck = out / "ae_checkpoint.pt"
-    start = 0
-    if ck.is_file():
-        state = torch.load(ck, weights_only=True)
-        ae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = int(state["step"])
     images = load_split("train", int(size * 1.25))
-    rng = np.random.default_rng(seed + start)
-    t0 = time.time()
-    for step in range(start, steps):
-        x = random_crops(images, batch, size, rng)
-        post = ae.encode(x).latent_dist
-        rec = ae.decode(post.sample()).sample
-        l1 = (rec - x).abs().mean()
-        kl = post.kl().mean() / x[0].numel()
-        loss = l1 + 1e-4 * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % 50 == 0:
-            print(
-                f"ae {step + 1}/{steps} l1 {l1.item():.4f} kl {kl.item():.3f} {time.time() - t0:.0f}s",
-                flush=True,
-            )
-        if (step + 1) % 200 == 0 or step + 1 == steps:
-            torch.save({"model": ae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ck)
+    rngs: list[np.random.Generator] = []
+
+    def next_batch(step: int) -> torch.Tensor:
+        if not rngs:  # seeded from the step the run starts (or resumes) at
+            rngs.append(np.random.default_rng(seed + step))
+        return random_crops(images, batch, size, rngs[0])
+
+    fit(ae, next_batch, steps, lr, out / "ae_checkpoint.pt", name="ae")
     ae.eval().save_pretrained(final)
     return final
 

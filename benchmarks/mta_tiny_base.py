@@ -68,43 +68,21 @@ def make_unet():
     )  # fmt: skip
 
 
-def _resume(ck: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
-    if not ck.is_file():
-        return 0
-    state = torch.load(ck, weights_only=True)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["opt"])
-    return int(state["step"])
-
-
 def train_vae(out: Path, photos: torch.Tensor, steps: int, batch: int, lr: float, seed: int) -> Path:
     """L1 + 1e-4 x KL per pixel, Adam; then the scaling factor from the training latents."""
     final = out / "vae"
     if (final / "config.json").is_file():
         return final
+    from kl_autoencoder import fit
+
     torch.manual_seed(seed)
     vae = make_vae()
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
-    ck = out / "vae_checkpoint.pt"
-    start, t0 = _resume(ck, vae, opt), time.time()
-    for step in range(start, steps):
+
+    def next_batch(step: int) -> torch.Tensor:
         rng = np.random.default_rng([seed, step])
-        x = _batch(photos, rng.integers(len(photos), size=batch), rng.random(batch) < 0.5)
-        post = vae.encode(x).latent_dist
-        rec = vae.decode(post.sample()).sample
-        l1 = (rec - x).abs().mean()
-        kl = post.kl().mean() / x[0].numel()
-        loss = l1 + 1e-4 * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % 50 == 0:
-            print(
-                f"vae {step + 1}/{steps} l1 {l1.item():.4f} kl {kl.item():.3f} {time.time() - t0:.0f}s",
-                flush=True,
-            )
-        if (step + 1) % 200 == 0 or step + 1 == steps:
-            torch.save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ck)
+        return _batch(photos, rng.integers(len(photos), size=batch), rng.random(batch) < 0.5)
+
+    fit(vae, next_batch, steps, lr, out / "vae_checkpoint.pt")
     with torch.no_grad():
         vae.eval()
         sample = torch.cat([vae.encode(_batch(photos, np.arange(i, i + 64), np.zeros(64, bool))).latent_dist.mean
@@ -147,6 +125,7 @@ def train_unet(
 ) -> Path:  # fmt: skip
     """Epsilon MSE on SD-1.5's schedule over the frozen VAE's latents, 10 % empty captions."""
     from diffusers import AutoencoderKL, DDPMScheduler
+    from kl_autoencoder import resume
 
     from inpaint_studio.models.diffusion.schedulers import SD15_SCHEDULE
 
@@ -162,7 +141,7 @@ def train_unet(
     unet = make_unet().train()
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
     ck = out / "unet_checkpoint.pt"
-    start, t0, run = _resume(ck, unet, opt), time.time(), 0.0
+    start, t0, run = resume(ck, unet, opt), time.time(), 0.0
     for step in range(start, steps):
         rng = np.random.default_rng([seed, 1, step])
         index = rng.integers(len(mean), size=batch)
