@@ -17,9 +17,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from . import masks as M
 
@@ -94,6 +97,16 @@ class AsukaMasks:
 
     def __call__(self, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         return self.draw(h, w, rng)[0]
+
+    def for_batch(self, sample: Mapping[str, Any], rng: np.random.Generator) -> torch.Tensor:
+        """The batch's holes (N, 1, H, W), 1 = hole: the rows' own masks where the data has them, a draw
+        of the mix elsewhere (one per row, drawn for every row so the stream does not depend on the data)."""
+        from .task import with_given_masks
+
+        image = sample["image"]
+        n, _, h, w = image.shape
+        drawn = torch.from_numpy(np.stack([self(h, w, rng) for _ in range(n)])).float()
+        return with_given_masks(sample, drawn.unsqueeze(1).to(image.device))
 
 
 def enlarge_to_patch_ratio(

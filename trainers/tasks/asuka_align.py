@@ -31,7 +31,7 @@ from .. import asuka_recipe as recipe
 from .. import asuka_sd as sd
 from ..asuka_masks import AsukaMasks
 from ..config import MaskFolderOptions, opt
-from ..task import Batch, ExportSpec, Phase, Task, with_given_masks
+from ..task import Batch, ExportSpec, Phase, Task
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,8 @@ class AsukaAlignTask(Task):
     def prepare_batch(self, sample: Batch, step: int | None, rng: np.random.Generator) -> Batch:
         """Latents, noise, timesteps and the (maybe substituted) prior: everything but the trained part."""
         image = sample["image"]
-        n, _, h, w = image.shape
-        drawn = torch.from_numpy(np.stack([self.masks(h, w, rng) for _ in range(n)])).float()
-        mask = with_given_masks(sample, drawn.unsqueeze(1).to(image.device))
+        n = image.shape[0]
+        mask = self.masks.for_batch(sample, rng)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         vae = self.sd.vae
         z0 = sd.encode(vae, image, gen)

@@ -42,7 +42,7 @@ from ..asuka_masks import AsukaMasks
 from ..config import MaskFolderOptions, PerceptualOptions, opt
 from ..nets import PatchDiscriminator
 from ..perceptual import PerceptualLoss
-from ..task import Batch, ExportSpec, Phase, Task, with_given_masks
+from ..task import Batch, ExportSpec, Phase, Task
 
 
 @dataclass(frozen=True)
@@ -149,9 +149,8 @@ class AsukaDecoderTask(Task):
     @torch.no_grad()
     def prepare_batch(self, sample: Batch, step: int | None, rng: np.random.Generator) -> Batch:
         image = sample["image"]
-        n, _, h, w = image.shape
-        drawn = torch.from_numpy(np.stack([self.masks(h, w, rng) for _ in range(n)])).float()
-        mask = with_given_masks(sample, drawn.unsqueeze(1).to(image.device))
+        n = image.shape[0]
+        mask = self.masks.for_batch(sample, rng)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         jittered = self.jitter((image + 1) / 2, gen).to(image.device) * 2 - 1
         vae = self.sd.vae

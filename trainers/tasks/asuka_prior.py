@@ -31,7 +31,7 @@ from inpaint_studio.models.mae.mae import IMAGENET_MEAN, IMAGENET_STD
 
 from ..asuka_masks import PRIOR_PATCH_RATIO, AsukaMasks, enlarge_to_patch_ratio
 from ..config import MaskFolderOptions, opt
-from ..task import Batch, ExportSpec, Phase, Task, with_given_masks
+from ..task import Batch, ExportSpec, Phase, Task
 
 WIDTHS = ("patch_size", "embed_dim", "depth", "num_heads", "decoder_embed_dim", "decoder_depth",
           "decoder_num_heads", "feature_layer")  # fmt: skip
@@ -131,9 +131,7 @@ class AsukaPriorTask(Task):
 
     def prepare_batch(self, sample: Batch, step: int | None, rng: np.random.Generator) -> Batch:
         image = sample["image"]
-        n, _, h, w = image.shape
-        holes = np.stack([self.masks(h, w, rng) for _ in range(n)])
-        mask = with_given_masks(sample, torch.from_numpy(holes).float().unsqueeze(1).to(image.device))
+        mask = self.masks.for_batch(sample, rng)
         if self.options.patch_ratio > 0:
             p = self.arch["patch_size"]
             grown = [
