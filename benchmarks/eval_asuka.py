@@ -251,6 +251,8 @@ def evaluate(out: Path, size: int, count: int, ring: int, seed: int) -> dict:
             boundary_step(photo, hole, ring)
         )
     table = {k: {m: float(np.nanmean(v)) if v else None for m, v in r.items()} for k, r in rows.items()}
+    from paired import paired_difference
+
     paired = {
         k: {m: paired_difference(r[m], rows[f"{k.split('/')[0]}/vanilla"][m]) for m in ("unmasked", "step")}
         for k, r in rows.items()
@@ -261,14 +263,6 @@ def evaluate(out: Path, size: int, count: int, ring: int, seed: int) -> dict:
     }  # fmt: skip
     (out / "results.json").write_text(json.dumps(report, indent=2))
     return report
-
-
-def paired_difference(ours: list[float], vanilla: list[float]) -> dict[str, float]:
-    """Ours minus vanilla on the same images: the mean, its 95 % interval (normal), the share ours wins."""
-    d = np.asarray(ours, np.float64) - np.asarray(vanilla, np.float64)
-    d = d[np.isfinite(d)]
-    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
-    return {"mean": float(d.mean()), "ci95": float(half), "ours_lower": float((d < 0).mean())}
 
 
 def print_table(report: dict) -> None:

@@ -3,6 +3,8 @@
     PYTHONPATH=. python benchmarks/eval_mta_losses.py all --out /tmp/mta_study --steps 500 --seeds 0 1
     PYTHONPATH=. python benchmarks/eval_mta_losses.py base --out DIR      # or stage by stage
     PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --steps 500 --seeds 0 1
+    PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --seeds 0 1 --vgg train --variants "+ style loss"
+    PYTHONPATH=. python benchmarks/eval_mta_losses.py judge --out DIR --judge-images 128 [--vgg train]
 
 ``base``: a random base shows nothing (every fill is noise), so a tiny SD-1.5-shaped base is
 trained first on ``../shared/data/grocery_store/train`` (``benchmarks/mta_tiny_base.py``: a
@@ -20,19 +22,35 @@ inside the hole:
 * ``edge_error``: mean squared difference of the Sobel edge maps of fill and target;
 * ``gram_distance``: Gram-matrix distance of fill and target through a fixed random RGB network
   (``trainers.tasks.mta.fixed_judge``: the same in every run, never trained);
+* ``latent_gram_distance`` (``judge``): the same on the VAE latents of fill and target, through a
+  fixed draw of the style extractor's own construction (He-normal VGG-16), the style loss's
+  statistic;
 * hole PSNR / SSIM, for reference.
 
-These are the task's own validation metrics (``MtaTask.validation_metrics``). Each term should
-lower its own measure: the table prints what came out, whatever it is, as mean and spread
-(min..max) over the seeds, the paired change against the same seed's noise-only run (same data
-order, masks and sampling noise), and each run's final weighted style term over its noise term
-(``style share``, the last 100 steps). There is no VGG file here, so the latent style extractor starts from scratch
-(He-normal, ``MtaTask``). ``--lr`` is raised above the paper's 1e-5 (same for every run) so
-that a few hundred steps move the branch at all. ``--diag-delta D`` adds a diagnostic row, the
+These are the task's own validation metrics (``MtaTask.fill_metrics``). Each term should lower
+its own measure: the table prints what came out, whatever it is, as mean and spread (min..max)
+over the seeds, the paired change against the same seed's noise-only run (same data order, masks
+and sampling noise), and each run's final weighted style term over its noise term (``style
+share``, the last 100 steps). Without a VGG file the latent style extractor starts from scratch
+(He-normal, ``MtaTask``). ``--lr`` is raised above the paper's 1e-5 (same for every run) so that a
+few hundred steps move the branch at all. ``--diag-delta D [D ...]`` adds diagnostic rows, the
 style loss at delta D: at delta 100 the term is a ~3e-5..8e-5 share of the loss (see
 ``latent_style``'s docstring: x_{t-1} from the prediction and from the ground truth differ by
-only one DDPM step's coefficient, about 0.003 times the noise error), so this row shows what the
-term does when it carries weight; it is not the paper's setting.
+only one DDPM step's coefficient, about 0.003 times the noise error), so these rows show what the
+term does when it carries weight; they are not the paper's setting.
+
+``--vgg FILE`` (a torchvision ``vgg16``) or ``--vgg train`` (``grocery_vgg.py`` trains one on the
+grocery photos, no file being here): the style runs' extractor starts from it, its first conv moved
+onto the base VAE's latents through that VAE's own fitted latent-to-RGB map (not SD-1.5's); those
+variants are named ``..., trained VGG``. With ``judge`` it adds two fixed judges: the VGG's Gram
+distance on the RGB fills (``vgg_gram_distance``, relu1_2..relu4_3, the usual style statistic) and
+on their latents through the moved VGG (``latent_vgg_gram_distance``).
+
+``judge``: every finished run (``results.jsonl``) fills ``--judge-images`` held-back photos (its
+own seed draws masks and noise, so the variants of a seed stay paired image by image; the fills
+are kept in the run's folder) and the table gives each measure's mean and its paired change
+against the same seed's noise-only run on the same images: mean, 95 % interval, share of images
+lowered.
 """
 
 from __future__ import annotations
@@ -92,19 +110,18 @@ def base_stage(args: argparse.Namespace) -> Path:
     return folder
 
 
-def run_variant(
-    name: str, edge: bool, style: bool, delta: float, seed: int, args: argparse.Namespace, paths: dict
-) -> dict:
-    from trainers.config import TrainConfig
-    from trainers.loop import train
-    from trainers.tasks.mta import MtaOptions, MtaTask
+def _tag(name: str, seed: int) -> str:
+    return "".join(c for c in name if c.isalnum()) + f"-s{seed}"
 
-    tag = "".join(c for c in name if c.isalnum())
-    config = TrainConfig(
+
+def _config(name: str, seed: int, args: argparse.Namespace, paths: dict, val: str = "val"):
+    from trainers.config import TrainConfig
+
+    return TrainConfig(
         manifest=str(paths["train"]),
-        val_data=(str(paths["val"]),),
-        val_images=args.val_images,
-        out=str(args.out / "runs" / f"{tag}-s{seed}"),
+        val_data=(str(paths[val]),),
+        val_images=args.val_images if val == "val" else args.judge_images,
+        out=str(args.out / "runs" / _tag(name, seed)),
         resolution=args.resolution,
         batch_size=args.batch_size,
         steps=args.steps,
@@ -120,17 +137,37 @@ def run_variant(
         export_to_store=False,
         ema_decay=0.0,
     )
-    options = MtaOptions(
+
+
+def _options(edge: bool, style: bool, delta: float, args: argparse.Namespace, paths: dict, vgg: bool = False):
+    """The run's task options; ``vgg``: the style extractor from the VGG file, moved onto the base
+    VAE's latents through its fitted latent-to-RGB map."""
+    from trainers.tasks.mta import MtaOptions
+
+    return MtaOptions(
         base_model=str(paths["base"]),
         edge_head=edge,
         style_loss=style,
         style_weight=delta,
-        style_net=args.style_net,
-        style_layers=tuple(args.style_layers),
+        style_net="vgg16" if vgg else args.style_net,
+        style_layers=() if vgg else tuple(args.style_layers),
+        vgg_weights=str(paths["vgg"]) if vgg else None,
+        vgg_latent_factors=paths["factors"] if vgg else (),
         sample_steps=args.sample_steps,
         guidance=args.guidance,
     )
+
+
+def run_variant(
+    name: str, edge: bool, style: bool, delta: float, seed: int, args: argparse.Namespace, paths: dict,
+    vgg: bool = False,
+) -> dict:  # fmt: skip
+    from trainers.loop import train
+    from trainers.tasks.mta import MtaTask
+
+    config = _config(name, seed, args, paths)
     start = time.perf_counter()
+    options = _options(edge, style, delta, args, paths, vgg)
     result = train(MtaTask(options, config), config, show_progress=False)
     tail = result.losses[-4:]  # the last 100 steps' logs
     final = {
@@ -139,6 +176,8 @@ def run_variant(
     return {
         "variant": name,
         "seed": seed,
+        "edge": edge,
+        "vgg": vgg,
         "delta": delta,
         "base": args.base,
         "steps": args.steps,
@@ -147,6 +186,120 @@ def run_variant(
         "final_losses": final,
         "style_share": delta * final["main/style"] / final["main/noise"] if "main/style" in final else None,
     }
+
+
+JUDGED = ("edge_error", "gram_distance", "latent_gram_distance", "hole_psnr")
+VGG_JUDGED = ("vgg_gram_distance", "latent_vgg_gram_distance")
+
+
+def _vgg_judges(paths: dict):
+    """The trained VGG twice, fixed: on ImageNet-normalised RGB fills (the usual style statistic,
+    relu1_2..relu4_3) and moved onto latents (the VGG style loss's own statistic, before training)."""
+    from grocery_vgg import IMAGENET_MEAN, IMAGENET_STD
+    from safetensors.torch import load_file
+
+    from inpaint_studio.models.diffusion.latent_style import LatentVGG, build_latent_vgg
+
+    rgb = LatentVGG("vgg16", in_channels=3)
+    rgb.load_state_dict(load_file(str(paths["vgg"])), strict=False)
+    factors = [paths["factors"][3 * k : 3 * k + 3] for k in range(4)]
+    latent = build_latent_vgg(paths["vgg"], "vgg16", None, factors)
+    rgb.eval().requires_grad_(False)
+    latent.eval().requires_grad_(False)
+
+    def normalised(image):
+        return ((image + 1) / 2 - IMAGENET_MEAN) / IMAGENET_STD
+
+    return rgb, latent, normalised
+
+
+def judge_run(row: dict, args: argparse.Namespace, paths: dict) -> dict[str, list[float]]:
+    """A finished run's exported branch, scored per image on the ``judge`` photos (the run's own seed
+    draws the masks and the sampling noise, as in its validation: variants of a seed stay paired).
+    The fills are kept in the run's folder, so another judge re-scores them without sampling."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from trainers.data import ImageDataset, records_from
+    from trainers.tasks.mta import MtaTask, gram_distance
+    from trainers.validation import val_batches
+
+    name, seed = row["variant"], row["seed"]
+    edge = row.get("edge", VARIANTS.get(name, (False, True))[0])
+    config = _config(name, seed, args, paths, val="judge")
+    task = MtaTask(_options(edge, False, 0.0, args, paths), config)  # the same latent judge for all
+    modules = task.build_modules()
+    run_dir = Path(config.out)
+    task.build_frozen()
+    device = torch.device("cpu")
+    task.setup(modules, device)
+    cached = run_dir / f"judge-fills-{args.judge_images}.safetensors"
+    fills = load_file(str(cached))["fills"].float() if cached.is_file() else None
+    if fills is None:
+        modules["branch"].load_state_dict(load_file(str(run_dir / "weights" / "model.safetensors")))
+    vgg = _vgg_judges(paths) if "vgg" in paths else None
+    val_set = ImageDataset(records_from(config.val_data, None, None), config.resolution, train=False)
+    scores: dict[str, list[float]] = {k: [] for k in JUDGED + (VGG_JUDGED if vgg else ())}
+    made, done = [], 0
+    for batch in val_batches(task, val_set, list(range(len(val_set))), config, device):
+        n = batch["image"].shape[0]
+        if fills is None:
+            fill = task.inpaint({"branch": modules["branch"].eval()}, batch)
+            made.append(fill)
+        else:
+            fill = fills[done : done + n]
+        done += n
+        got = task.fill_metrics(batch, fill)
+        if vgg:
+            rgb, latent, normalised = vgg
+            got["vgg_gram_distance"] = gram_distance(rgb, normalised(fill), normalised(batch["image"]))
+            got["latent_vgg_gram_distance"] = gram_distance(
+                latent, task.latent_of(fill), task.latent_of(batch["image"])
+            )
+        for k in scores:
+            scores[k] += got[k].tolist()
+    if made:
+        save_file({"fills": torch.cat(made).half().contiguous()}, str(cached))
+    return scores
+
+
+def judge_stage(args: argparse.Namespace, base: Path) -> None:
+    """Every finished run scored per image; the table pairs each variant with the same seed's
+    noise-only run image by image (pooled over seeds)."""
+    from paired import paired_difference
+
+    paths = _paths(args, base)
+    judged: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for row in _finished(args):
+        start = time.perf_counter()
+        judged[(row["variant"], row["seed"])] = judge_run(row, args, paths)
+        print(f"judged {row['variant']} seed {row['seed']} ({time.perf_counter() - start:.0f}s)", flush=True)
+    keys = list(next(iter(judged.values())))
+    seeds = sorted({s for _, s in judged})
+    names = list(dict.fromkeys(v for v, _ in judged))
+    report = args.out / f"judged-{args.judge_images}.json"
+    report.write_text(json.dumps({f"{v}|{s}": r for (v, s), r in judged.items()}), encoding="utf-8")
+    print(
+        f"\n{args.judge_images} held-back photos per seed, seeds {seeds}; per measure the mean, then the paired"
+    )
+    print(
+        "change against the same seed's noise-only run on the same images (95 % CI), and the share it lowers"
+    )
+    print("| variant | " + " | ".join(f"{k} | vs noise only" for k in keys) + " |")
+    print("|---" * (1 + 2 * len(keys)) + "|")
+    for name in names:
+        cells = []
+        have = [s for s in seeds if (name, s) in judged and ("noise only", s) in judged]
+        for k in keys:
+            ours = [v for s in have for v in judged[(name, s)][k]]
+            base_values = [v for s in have for v in judged[("noise only", s)][k]]
+            scale = sum(base_values) / len(base_values)
+            d = paired_difference(ours, base_values)
+            cells += [
+                f"{sum(ours) / len(ours):.4g}",
+                f"{100 * d['mean'] / scale:+.2f} % (±{100 * d['ci95'] / scale:.2f}), {100 * d['ours_lower']:.0f} %",
+            ]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def _cell(values: list[float], fmt: str) -> str:
@@ -185,26 +338,69 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def study_stage(args: argparse.Namespace, base: Path) -> list[dict]:
+def _paths(args: argparse.Namespace, base: Path) -> dict:
     paths = {
         "base": base,
         "train": _manifest(GROCERY / "train", args.train_images, args.out / "train.jsonl"),
         "val": _manifest(GROCERY / "val", args.val_images, args.out / "val.jsonl"),
     }
-    variants = {name: (*VARIANTS[name], PAPER_DELTA) for name in args.variants}
-    if args.diag_delta:
-        variants[DIAG.format(delta=args.diag_delta)] = (False, True, args.diag_delta)
+    if args.stage == "judge":
+        paths["judge"] = _manifest(
+            GROCERY / "val", args.judge_images, args.out / f"judge-{args.judge_images}.jsonl"
+        )
+    if args.vgg:
+        paths["vgg"], paths["factors"] = _vgg(args, base)
+    return paths
+
+
+def _vgg(args: argparse.Namespace, base: Path) -> tuple[Path, tuple[float, ...]]:
+    """The VGG file (``--vgg train``: trained here, ``grocery_vgg.py``) and the base VAE's fitted
+    latent-to-RGB map (12 numbers), both kept in ``--out``."""
+    from grocery_vgg import fit_latent_rgb_factors, train_vgg
+
+    if args.vgg == "train":
+        path = train_vgg(args.out / "vgg", GROCERY / "train", GROCERY / "val")
+    else:
+        path = Path(args.vgg)
+    saved = args.out / "vgg" / "latent_rgb_factors.json"
+    if not saved.is_file():
+        from diffusers import AutoencoderKL
+        from mta_tiny_base import load_photos
+
+        vae = AutoencoderKL.from_pretrained(str(base / "vae")).eval()
+        factors, r2 = fit_latent_rgb_factors(vae, load_photos(GROCERY / "train", args.resolution)[0][:512])
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps({"factors": factors.ravel().tolist(), "r2": r2}), encoding="utf-8")
+        print(f"latent-to-RGB map of the base VAE: R^2 {r2:.3f}", flush=True)
+    return path, tuple(json.loads(saved.read_text())["factors"])
+
+
+def _finished(args: argparse.Namespace) -> list[dict]:
+    """The runs of ``results.jsonl`` with this base and step count."""
     results_file = args.out / "results.jsonl"
     rows = (
         [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.is_file() else []
     )
-    rows = [r for r in rows if r.get("base") == args.base and r.get("steps") == args.steps]
+    return [r for r in rows if r.get("base") == args.base and r.get("steps") == args.steps]
+
+
+def study_stage(args: argparse.Namespace, base: Path) -> list[dict]:
+    paths = _paths(args, base)
+    suffix = ", trained VGG" if args.vgg == "train" else ", VGG file" if args.vgg else ""
+    variants = {
+        name + (suffix if style else ""): (edge, style, PAPER_DELTA)
+        for name, (edge, style) in ((n, VARIANTS[n]) for n in args.variants)
+    }
+    for delta in args.diag_delta:
+        variants[DIAG.format(delta=delta).replace(",", suffix + ",", 1)] = (False, True, delta)
+    results_file = args.out / "results.jsonl"
+    rows = _finished(args)
     done = {(r["variant"], r["seed"]) for r in rows}
     for seed in args.seeds:
         for name, (edge, style, delta) in variants.items():
             if (name, seed) in done:
                 continue
-            row = run_variant(name, edge, style, delta, seed, args, paths)
+            row = run_variant(name, edge, style, delta, seed, args, paths, vgg=bool(args.vgg and style))
             rows.append(row)
             with results_file.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
@@ -217,7 +413,7 @@ def study_stage(args: argparse.Namespace, base: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=("base", "study", "all"))
+    parser.add_argument("stage", choices=("base", "study", "all", "judge"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--base", choices=("trained", "random"), default="trained")
     parser.add_argument("--vae-steps", type=int, default=800)
@@ -235,7 +431,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style-net", default="vgg16")
     parser.add_argument("--style-layers", type=int, nargs="*", default=[])
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--diag-delta", type=float, default=0.0, help="add the style loss at this delta")
+    parser.add_argument(
+        "--diag-delta", type=float, nargs="*", default=[], help="add the style loss at these deltas"
+    )
+    parser.add_argument(
+        "--vgg",
+        default=None,
+        help="a torchvision vgg16 file for the style runs and judges, or 'train' (grocery_vgg.py)",
+    )
+    parser.add_argument("--judge-images", type=int, default=128, help="judge: held-back photos per run")
     args = parser.parse_args(argv)
     if not GROCERY.is_dir():
         print(f"no photos at {GROCERY}", file=sys.stderr)
@@ -246,8 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # mta_tiny_base, beside this file
     args.out.mkdir(parents=True, exist_ok=True)
     base = base_stage(args)
-    if args.stage != "base":
+    if args.stage in ("study", "all"):
         study_stage(args, base)
+    if args.stage == "judge":
+        judge_stage(args, base)
     return 0
 
 

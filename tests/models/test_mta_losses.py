@@ -219,6 +219,16 @@ def test_vgg_file_initialises_the_latent_extractor(tmp_path):
     assert [f.shape[1] for f in feats] == [64, 128, 256, 512]
 
 
+def test_another_vaes_latent_to_rgb_map_moves_the_first_conv_through_it(tmp_path):
+    state = _torchvision_like_vgg16(tmp_path / "vgg16.pth")
+    factors = torch.randn(4, 3, generator=torch.Generator().manual_seed(1)).tolist()
+    model = build_latent_vgg(tmp_path / "vgg16.pth", factors=factors)
+    w4, b4 = rgb_conv_to_latent(state["features.0.weight"], state["features.0.bias"], factors)
+    assert torch.allclose(model.features[0].weight, w4) and torch.allclose(model.features[0].bias, b4)
+    sd15, _ = rgb_conv_to_latent(state["features.0.weight"], state["features.0.bias"])
+    assert not torch.allclose(w4, sd15)
+
+
 def test_random_init_warns_and_bad_files_are_refused(tmp_path):
     with pytest.warns(UserWarning, match="random init"):
         model = build_latent_vgg(None)

@@ -81,7 +81,9 @@ def test_trains_with_all_three_losses_and_exports_what_the_engine_loads(base, ma
         assert entry["main/loss"] == pytest.approx(
             entry["main/noise"] + 0.1 * entry["main/edge"] + 100 * entry["main/style"], rel=1e-5
         )
-    assert {"edge_error", "gram_distance", "hole_psnr", "hole_ssim"} <= set(result.validation)
+    assert {"edge_error", "gram_distance", "latent_gram_distance", "hole_psnr", "hole_ssim"} <= set(
+        result.validation
+    )
     # the sample grid, and its prompts beside it
     assert (tmp_path / "run" / "samples" / "step-0000003.png").is_file()
     prompts = (tmp_path / "run" / "samples" / "step-0000003.txt").read_text()
@@ -134,6 +136,26 @@ def test_trains_with_all_three_losses_and_exports_what_the_engine_loads(base, ma
     )
     filled = result_event.composited(image)
     assert filled.shape == image.shape and np.array_equal(filled[mask == 0], image[mask == 0])
+
+
+def test_the_latent_judge_is_one_fixed_draw_of_the_style_extractor_whatever_the_run(base, manifest, tmp_path):
+    judges = []
+    for seed, style in ((3, True), (4, False)):
+        task = _task(base, _config(manifest, tmp_path / f"run{seed}", seed=seed), style_loss=style)
+        torch.manual_seed(seed)
+        modules = task.build_modules()
+        task.setup(modules, torch.device("cpu"))
+        judges.append(task.latent_judge)
+        assert "latent_judge" not in modules and not any(
+            p.requires_grad for p in task.latent_judge.parameters()
+        )
+        if style:  # the run's own extractor has the same construction but is another draw
+            assert [p.shape for p in modules["style"].parameters()] == [
+                p.shape for p in task.latent_judge.parameters()
+            ]
+            assert not torch.equal(modules["style"].features[0].weight, task.latent_judge.features[0].weight)
+    for a, b in zip(judges[0].state_dict().values(), judges[1].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_resume_continues_the_same_steps(base, manifest, tmp_path, straight_and_resumed):

@@ -32,7 +32,8 @@ it) with the base model referred to by path.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from inpaint_studio.models.diffusion.brushnet import BrushBranch
 from inpaint_studio.models.diffusion.brushnet_condition import keep_mask, masked_image
 from inpaint_studio.models.diffusion.brushnet_hooks import BranchResiduals, inject_residuals
 from inpaint_studio.models.diffusion.latent_style import (
+    SD15_LATENT_RGB_FACTORS,
     VGG_LAYOUTS,
     LatentVGG,
     build_latent_vgg,
@@ -97,6 +99,11 @@ class MtaOptions(MaskFolderOptions):
     vgg_weights: str | None = opt(
         None, "torchvision vgg16/vgg19 .pth for the latent style extractor (else random init, with a warning)"
     )
+    vgg_latent_factors: tuple[float, ...] = opt(
+        (),
+        "12 numbers, the base VAE's 4 x 3 latent-to-RGB map (row per latent channel) through which the VGG's "
+        "first conv is moved onto latents (default: SD-1.5's)",
+    )
     style_net: str = opt(
         "vgg16", "style extractor: vgg16, vgg19, or widths like '16 16 M 32' (tiny runs; set --style-layers)"
     )
@@ -135,6 +142,10 @@ class MtaOptions(MaskFolderOptions):
             raise ValueError("open-kernel and sample-steps must be >= 1, caption-timeout > 0")
         if self.style_net not in VGG_LAYOUTS and not self.style_layers:
             raise ValueError("a custom --style-net needs --style-layers")
+        if self.vgg_latent_factors and len(self.vgg_latent_factors) != 12:
+            raise ValueError(
+                f"vgg-latent-factors takes 12 numbers (4 latent channels x RGB), got {len(self.vgg_latent_factors)}"
+            )
 
 
 # ------------------------------------------------------------------------------ data recipes
@@ -213,13 +224,14 @@ def he_initialised(net: nn.Module) -> nn.Module:
     return net
 
 
-def fixed_judge(device: torch.device) -> LatentVGG:
-    """A random RGB VGG-like network with a fixed seed, the same in every run: random-weight features
-    are a known texture statistic, and this one never trains, so it scores fills of different runs
-    alike (the trained style extractor would grade its own work)."""
+def fixed_judge(device: torch.device, build: Callable[[], LatentVGG] | None = None) -> LatentVGG:
+    """A random network drawn from a fixed seed, the same in every run, never trained: random-weight
+    features are a known texture statistic, and a judge that never trains scores fills of different
+    runs alike (the trained style extractor would grade its own work). Default: a small RGB VGG-like
+    net; ``build`` gives another (the latent judge: the style extractor's own construction)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(JUDGE_SEED)
-        judge = LatentVGG(JUDGE_LAYOUT, in_channels=3, style_layers=JUDGE_LAYERS)
+        judge = build() if build else LatentVGG(JUDGE_LAYOUT, in_channels=3, style_layers=JUDGE_LAYERS)
     return judge.to(device).eval().requires_grad_(False)
 
 
@@ -239,6 +251,7 @@ class MtaTask(Task):
         self._sd: Any = None
         self._frozen: dict[str, nn.Module] = {}
         self.judge: LatentVGG | None = None
+        self.latent_judge: LatentVGG | None = None
         self._empty_text: torch.Tensor | None = None
 
     # ---------------------------------------------------------------- building
@@ -289,11 +302,16 @@ class MtaTask(Task):
             modules["style"] = self._style_extractor()
         return modules
 
-    def _style_extractor(self) -> LatentVGG:
+    def _style_extractor(self, warn: bool = True) -> LatentVGG:
+        """The latent VGG of ``--style-net`` / ``--vgg-weights`` (He-normal without a VGG file)."""
+        if not warn:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return self._style_extractor()
         o = self.options
         layers = tuple(o.style_layers) or None
         if o.style_net in VGG_LAYOUTS:
-            extractor = build_latent_vgg(o.vgg_weights, o.style_net, layers)
+            extractor = build_latent_vgg(o.vgg_weights, o.style_net, layers, self._latent_factors())
             if o.vgg_weights:
                 return extractor
         elif o.vgg_weights:
@@ -302,6 +320,10 @@ class MtaTask(Task):
             widths = [w if w == "M" else int(w) for w in o.style_net.replace(",", " ").split()]
             extractor = LatentVGG(widths, style_layers=layers)
         return he_initialised(extractor)
+
+    def _latent_factors(self) -> Sequence[Sequence[float]]:
+        f = self.options.vgg_latent_factors
+        return [f[3 * k : 3 * k + 3] for k in range(4)] if f else SD15_LATENT_RGB_FACTORS
 
     def build_frozen(self) -> dict[str, nn.Module]:
         sd = self._base()
@@ -325,6 +347,7 @@ class MtaTask(Task):
         super().setup(modules, device)
         self.alphas = self.alphas.to(device)
         self.judge = fixed_judge(device)
+        self.latent_judge = fixed_judge(device, lambda: self._style_extractor(warn=False))
         self._empty_text = None
 
     def prepare_records(self, records: list[Any]) -> list[Any]:
@@ -453,16 +476,30 @@ class MtaTask(Task):
         return out * hole + batch["image"] * (1 - hole)
 
     @torch.no_grad()
+    def latent_of(self, image: torch.Tensor) -> torch.Tensor:
+        """The VAE's posterior mean of ``image`` times its scaling factor (no sampling noise)."""
+        vae = self._frozen["vae"]
+        return vae.encode(image.to(vae.dtype)).latent_dist.mean.float() * vae.config.scaling_factor
+
+    @torch.no_grad()
     def validation_metrics(self, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, torch.Tensor]:
-        """Hole PSNR / SSIM, the edge-map error of the fill (Sobel, over the hole) and its Gram distance
-        (a fixed random network, the same for every run) to the target."""
-        fill, target, hole = self.inpaint(nets, batch), batch["image"], batch["mask"]
-        assert self.judge is not None
+        """:meth:`fill_metrics` of the batch's fills."""
+        return self.fill_metrics(batch, self.inpaint(nets, batch))
+
+    @torch.no_grad()
+    def fill_metrics(self, batch: Batch, fill: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per image: hole PSNR / SSIM, the edge-map error of the fill (Sobel, over the hole) and its
+        Gram distance to the target twice: through a fixed random RGB network (``gram_distance``)
+        and, on the VAE latents of fill and target, through a fixed draw of the style extractor's
+        own construction (``latent_gram_distance``: the style loss's statistic, not its trained copy)."""
+        target, hole, latent = batch["image"], batch["mask"], self.latent_of
+        assert self.judge is not None and self.latent_judge is not None
         return {
             "hole_psnr": metrics.hole_psnr((fill + 1) / 2, (target + 1) / 2, hole),
             "hole_ssim": metrics.hole_ssim((fill + 1) / 2, (target + 1) / 2, hole),
             "edge_error": edge_map_error(fill, target, hole),
             "gram_distance": gram_distance(self.judge, fill, target),
+            "latent_gram_distance": gram_distance(self.latent_judge, latent(fill), latent(target)),
         }
 
     # ---------------------------------------------------------------- export

@@ -164,8 +164,13 @@ def vgg_layout_of(state: dict[str, torch.Tensor]) -> str:
 
 
 @torch.no_grad()
-def load_rgb_vgg(model: LatentVGG, state: dict[str, torch.Tensor]) -> None:
-    """Load a torchvision VGG's features into ``model``, converting the first conv to latents."""
+def load_rgb_vgg(
+    model: LatentVGG,
+    state: dict[str, torch.Tensor],
+    factors: Sequence[Sequence[float]] = SD15_LATENT_RGB_FACTORS,
+) -> None:
+    """Load a torchvision VGG's features into ``model``, converting the first conv to latents
+    through ``factors`` (the VAE's latent-to-RGB map, SD-1.5's by default)."""
     ours = model.state_dict()
     for key in ours:
         source = state.get(key)
@@ -176,7 +181,7 @@ def load_rgb_vgg(model: LatentVGG, state: dict[str, torch.Tensor]) -> None:
         if source.shape != ours[key].shape:
             raise ValueError(f"{key}: VGG file {tuple(source.shape)}, extractor {tuple(ours[key].shape)}")
         ours[key].copy_(source)
-    w4, b4 = rgb_conv_to_latent(state["features.0.weight"].float(), state["features.0.bias"].float())
+    w4, b4 = rgb_conv_to_latent(state["features.0.weight"].float(), state["features.0.bias"].float(), factors)
     first = model.features[0]
     if first.weight.shape != w4.shape:
         raise ValueError(
@@ -187,9 +192,13 @@ def load_rgb_vgg(model: LatentVGG, state: dict[str, torch.Tensor]) -> None:
 
 
 def build_latent_vgg(
-    vgg_file: str | Path | None = None, layout: str = "vgg16", style_layers: Sequence[int] | None = None
+    vgg_file: str | Path | None = None,
+    layout: str = "vgg16",
+    style_layers: Sequence[int] | None = None,
+    factors: Sequence[Sequence[float]] = SD15_LATENT_RGB_FACTORS,
 ) -> LatentVGG:
-    """The style extractor: from a torchvision VGG file when there is one, else random (warns)."""
+    """The style extractor: from a torchvision VGG file when there is one (its first conv through
+    ``factors``, the base VAE's latent-to-RGB map), else random (warns)."""
     if vgg_file is None:
         warnings.warn(
             "no VGG weights given: the latent style extractor starts from random init "
@@ -199,7 +208,7 @@ def build_latent_vgg(
         return LatentVGG(layout, style_layers=style_layers)
     state = _vgg_state(Path(vgg_file))
     model = LatentVGG(vgg_layout_of(state), style_layers=style_layers)
-    load_rgb_vgg(model, state)
+    load_rgb_vgg(model, state, factors)
     log.info("latent style extractor initialised from %s", vgg_file)
     return model
 
