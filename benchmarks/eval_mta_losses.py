@@ -188,8 +188,38 @@ def run_variant(
     }
 
 
-JUDGED = ("edge_error", "gram_distance", "latent_gram_distance", "hole_psnr")
-VGG_JUDGED = ("vgg_gram_distance", "latent_vgg_gram_distance")
+JUDGED = ("edge_error", "gram_distance", "latent_gram_distance", "hole_psnr", "step_noise", "step_style")
+VGG_JUDGED = ("vgg_gram_distance", "latent_vgg_gram_distance", "step_vgg_style")
+STEP_DRAWS = 4  # timesteps per held-back image for the one-step measures
+
+
+def one_step_terms(task, branch, batch: dict, judges: dict, rng) -> dict:
+    """Per image, over ``STEP_DRAWS`` timesteps (the same for every run): the training objective's
+    own one-step quantities, the noise MSE and ``L_style`` (x_{t-1} from the prediction against the
+    ground truth noised to t-1) through each fixed latent judge. What the loss lowers in training,
+    measured on held-back images, beside what it does to the finished fill."""
+    import torch
+
+    from inpaint_studio.models.diffusion.latent_style import noised_latent, previous_latent
+    from trainers.tasks.mta import gram_distance
+
+    x0 = batch["latent"]
+    sums = {"step_noise": 0.0, **{k: 0.0 for k in judges}}
+    for _ in range(STEP_DRAWS):
+        t = torch.from_numpy(rng.integers(0, task.noise_scheduler.config.num_train_timesteps, len(x0))).long()
+        noise = torch.from_numpy(rng.standard_normal(x0.shape).astype("float32"))
+        noisy = noised_latent(x0, noise, t, task.alphas)
+        eps = task._unet(
+            noisy, t, batch["text"], branch(noisy, t, batch["masked_latent"], batch["keep"]).residuals
+        )
+        sums["step_noise"] = sums["step_noise"] + (eps - noise).pow(2).flatten(1).mean(1)
+        predicted, target = (
+            previous_latent(noisy, eps, t, task.alphas),
+            noised_latent(x0, noise, t - 1, task.alphas),
+        )
+        for k, judge in judges.items():
+            sums[k] = sums[k] + gram_distance(judge, predicted, target)
+    return {k: v / STEP_DRAWS for k, v in sums.items()}
 
 
 def _vgg_judges(paths: dict):
@@ -217,6 +247,7 @@ def judge_run(row: dict, args: argparse.Namespace, paths: dict) -> dict[str, lis
     """A finished run's exported branch, scored per image on the ``judge`` photos (the run's own seed
     draws the masks and the sampling noise, as in its validation: variants of a seed stay paired).
     The fills are kept in the run's folder, so another judge re-scores them without sampling."""
+    import numpy as np
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -235,21 +266,24 @@ def judge_run(row: dict, args: argparse.Namespace, paths: dict) -> dict[str, lis
     task.setup(modules, device)
     cached = run_dir / f"judge-fills-{args.judge_images}.safetensors"
     fills = load_file(str(cached))["fills"].float() if cached.is_file() else None
-    if fills is None:
-        modules["branch"].load_state_dict(load_file(str(run_dir / "weights" / "model.safetensors")))
+    branch = modules["branch"].eval()
+    branch.load_state_dict(load_file(str(run_dir / "weights" / "model.safetensors")))
     vgg = _vgg_judges(paths) if "vgg" in paths else None
+    step_judges = {"step_style": task.latent_judge, **({"step_vgg_style": vgg[1]} if vgg else {})}
     val_set = ImageDataset(records_from(config.val_data, None, None), config.resolution, train=False)
     scores: dict[str, list[float]] = {k: [] for k in JUDGED + (VGG_JUDGED if vgg else ())}
     made, done = [], 0
     for batch in val_batches(task, val_set, list(range(len(val_set))), config, device):
         n = batch["image"].shape[0]
         if fills is None:
-            fill = task.inpaint({"branch": modules["branch"].eval()}, batch)
+            fill = task.inpaint({"branch": branch}, batch)
             made.append(fill)
         else:
             fill = fills[done : done + n]
         done += n
         got = task.fill_metrics(batch, fill)
+        with torch.no_grad():
+            got |= one_step_terms(task, branch, batch, step_judges, np.random.default_rng([seed, 99, done]))
         if vgg:
             rgb, latent, normalised = vgg
             got["vgg_gram_distance"] = gram_distance(rgb, normalised(fill), normalised(batch["image"]))
