@@ -308,6 +308,9 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
         start = time.perf_counter()
         judged[(row["variant"], row["seed"])] = judge_run(row, args, paths)
         print(f"judged {row['variant']} seed {row['seed']} ({time.perf_counter() - start:.0f}s)", flush=True)
+    if not judged:
+        print(f"no finished runs in {args.out / 'results.jsonl'} (base {args.base}, {args.steps} steps)")
+        return
     keys = list(next(iter(judged.values())))
     seeds = sorted({s for _, s in judged})
     names = list(dict.fromkeys(v for v, _ in judged))
