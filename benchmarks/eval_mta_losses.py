@@ -48,9 +48,10 @@ on their latents through the moved VGG (``latent_vgg_gram_distance``).
 
 ``judge``: every finished run (``results.jsonl``) fills ``--judge-images`` held-back photos (its
 own seed draws masks and noise, so the variants of a seed stay paired image by image; the fills
-are kept in the run's folder) and the table gives each measure's mean and its paired change
-against the same seed's noise-only run on the same images: mean, 95 % interval, share of images
-lowered.
+are kept in the run's folder), also scores the training objective's one-step terms on them
+(``step_noise``, ``step_style``: ``one_step_terms``), and the table gives each measure's mean and
+its paired change against the same seed's noise-only run on the same images: mean, 95 %
+interval, share of images lowered.
 """
 
 from __future__ import annotations
