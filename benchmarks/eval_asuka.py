@@ -217,6 +217,8 @@ def train_decoder(
 # ----------------------------------------------------------------------------- stage 3: the table
 @torch.no_grad()
 def evaluate(out: Path, size: int, count: int, ring: int, seed: int) -> dict:
+    from paired import paired_difference
+
     from inpaint_studio.models.asuka.importer import DECODER_ENGINE, load_part
     from trainers import asuka_sd as sd
     from trainers.asuka_masks import AsukaMasks
@@ -251,8 +253,6 @@ def evaluate(out: Path, size: int, count: int, ring: int, seed: int) -> dict:
             boundary_step(photo, hole, ring)
         )
     table = {k: {m: float(np.nanmean(v)) if v else None for m, v in r.items()} for k, r in rows.items()}
-    from paired import paired_difference
-
     paired = {
         k: {m: paired_difference(r[m], rows[f"{k.split('/')[0]}/vanilla"][m]) for m in ("unmasked", "step")}
         for k, r in rows.items()

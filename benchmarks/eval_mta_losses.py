@@ -226,20 +226,21 @@ def one_step_terms(task, branch, batch: dict, judges: dict, rng) -> dict:
 def _vgg_judges(paths: dict):
     """The trained VGG twice, fixed: on ImageNet-normalised RGB fills (the usual style statistic,
     relu1_2..relu4_3) and moved onto latents (the VGG style loss's own statistic, before training)."""
-    from grocery_vgg import IMAGENET_MEAN, IMAGENET_STD
+    from grocery_vgg import imagenet_normalised
     from safetensors.torch import load_file
 
     from inpaint_studio.models.diffusion.latent_style import LatentVGG, build_latent_vgg
 
     rgb = LatentVGG("vgg16", in_channels=3)
-    rgb.load_state_dict(load_file(str(paths["vgg"])), strict=False)
+    state = load_file(str(paths["vgg"]))
+    rgb.load_state_dict({k: state[k] for k in rgb.state_dict()})  # up to relu4_3, every tensor there
     factors = [paths["factors"][3 * k : 3 * k + 3] for k in range(4)]
     latent = build_latent_vgg(paths["vgg"], "vgg16", None, factors)
     rgb.eval().requires_grad_(False)
     latent.eval().requires_grad_(False)
 
     def normalised(image):
-        return ((image + 1) / 2 - IMAGENET_MEAN) / IMAGENET_STD
+        return imagenet_normalised((image + 1) / 2)
 
     return rgb, latent, normalised
 
@@ -294,7 +295,9 @@ def judge_run(row: dict, args: argparse.Namespace, paths: dict) -> dict[str, lis
         for k in scores:
             scores[k] += got[k].tolist()
     if made:
-        save_file({"fills": torch.cat(made).half().contiguous()}, str(cached))
+        save_file(
+            {"fills": torch.cat(made).contiguous()}, str(cached)
+        )  # float32: later judges score the same fills
     return scores
 
 

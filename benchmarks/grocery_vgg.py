@@ -26,8 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
-IMAGENET_MEAN = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
-IMAGENET_STD = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+
+def imagenet_normalised(x: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> the input a torchvision VGG expects."""
+    from inpaint_studio.models.diffusion.latent_style import IMAGENET_MEAN, IMAGENET_STD
+
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
 
 
 def vgg16_bn_features() -> nn.Sequential:
@@ -74,7 +79,7 @@ def _batch(photos: torch.Tensor, rng: np.random.Generator, size: int, train: boo
     else:
         o = (s - size) // 2
         x = photos[:, :, o : o + size, o : o + size].float() / 255
-    return (x - IMAGENET_MEAN) / IMAGENET_STD
+    return imagenet_normalised(x)
 
 
 def train_vgg(out: Path, train_split: Path, val_split: Path, steps: int = 500, batch: int = 24,
