@@ -154,6 +154,7 @@ def _options(edge: bool, style: bool, delta: float, args: argparse.Namespace, pa
         style_layers=() if vgg else tuple(args.style_layers),
         vgg_weights=str(paths["vgg"]) if vgg else None,
         vgg_latent_factors=paths["factors"] if vgg else (),
+        style_latents=args.style_latents,
         sample_steps=args.sample_steps,
         guidance=args.guidance,
     )
@@ -180,6 +181,7 @@ def run_variant(
         "edge": edge,
         "vgg": vgg,
         "delta": delta,
+        "style_latents": args.style_latents if style else None,
         "base": args.base,
         "steps": args.steps,
         "seconds": round(time.perf_counter() - start, 1),
@@ -189,23 +191,27 @@ def run_variant(
     }
 
 
-JUDGED = ("edge_error", "gram_distance", "latent_gram_distance", "hole_psnr", "step_noise", "step_style")
-VGG_JUDGED = ("vgg_gram_distance", "latent_vgg_gram_distance", "step_vgg_style")
+JUDGED = (
+    "edge_error", "gram_distance", "latent_gram_distance", "hole_psnr", "step_noise", "step_style",
+    "step_style_clean",
+)  # fmt: skip
+VGG_JUDGED = ("vgg_gram_distance", "latent_vgg_gram_distance", "step_vgg_style", "step_vgg_style_clean")
 STEP_DRAWS = 4  # timesteps per held-back image for the one-step measures
 
 
 def one_step_terms(task, branch, batch: dict, judges: dict, rng) -> dict:
     """Per image, over ``STEP_DRAWS`` timesteps (the same for every run): the training objective's
-    own one-step quantities, the noise MSE and ``L_style`` (x_{t-1} from the prediction against the
-    ground truth noised to t-1) through each fixed latent judge. What the loss lowers in training,
-    measured on held-back images, beside what it does to the finished fill."""
+    own one-step quantities, the noise MSE and ``L_style`` through each fixed latent judge, of both
+    pairs (``latent_style.style_latents``: x_{t-1} against the ground truth noised to t-1, and,
+    ``..._clean``, the predicted x_0 against x_0 with its a_t^2 weight). What the loss lowers in
+    training, measured on held-back images, beside what it does to the finished fill."""
     import torch
 
-    from inpaint_studio.models.diffusion.latent_style import noised_latent, previous_latent
+    from inpaint_studio.models.diffusion.latent_style import noised_latent, style_latents, style_sample_weight
     from trainers.tasks.mta import gram_distance
 
     x0 = batch["latent"]
-    sums = {"step_noise": 0.0, **{k: 0.0 for k in judges}}
+    sums = {"step_noise": 0.0, **{k + end: 0.0 for k in judges for end in ("", "_clean")}}
     for _ in range(STEP_DRAWS):
         t = torch.from_numpy(rng.integers(0, task.noise_scheduler.config.num_train_timesteps, len(x0))).long()
         noise = torch.from_numpy(rng.standard_normal(x0.shape).astype("float32"))
@@ -214,12 +220,12 @@ def one_step_terms(task, branch, batch: dict, judges: dict, rng) -> dict:
             noisy, t, batch["text"], branch(noisy, t, batch["masked_latent"], batch["keep"]).residuals
         )
         sums["step_noise"] = sums["step_noise"] + (eps - noise).pow(2).flatten(1).mean(1)
-        predicted, target = (
-            previous_latent(noisy, eps, t, task.alphas),
-            noised_latent(x0, noise, t - 1, task.alphas),
-        )
-        for k, judge in judges.items():
-            sums[k] = sums[k] + gram_distance(judge, predicted, target)
+        for kind, end in (("previous", ""), ("clean", "_clean")):
+            predicted, target = style_latents(noisy, eps, noise, x0, t, task.alphas, kind)
+            weight = style_sample_weight(t, task.alphas, kind)
+            for k, judge in judges.items():
+                got = gram_distance(judge, predicted, target)
+                sums[k + end] = sums[k + end] + (got if weight is None else got * weight)
     return {k: v / STEP_DRAWS for k, v in sums.items()}
 
 
@@ -428,6 +434,7 @@ def _finished(args: argparse.Namespace) -> list[dict]:
 def study_stage(args: argparse.Namespace, base: Path) -> list[dict]:
     paths = _paths(args, base)
     suffix = ", trained VGG" if args.vgg == "train" else ", VGG file" if args.vgg else ""
+    suffix += ", clean x0" if args.style_latents == "clean" else ""
     variants = {
         name + (suffix if style else ""): (edge, style, PAPER_DELTA)
         for name, (edge, style) in ((n, VARIANTS[n]) for n in args.variants)
@@ -472,6 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style-net", default="vgg16")
     parser.add_argument("--style-layers", type=int, nargs="*", default=[])
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        "--style-latents",
+        choices=("previous", "clean"),
+        default="previous",
+        help="the style runs' pair: x_{t-1} (the paper) or the predicted x_0 against x_0 (named ', clean x0')",
+    )
     parser.add_argument(
         "--diag-delta", type=float, nargs="*", default=[], help="add the style loss at these deltas"
     )

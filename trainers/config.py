@@ -16,7 +16,7 @@ import json
 import sys
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +28,17 @@ def opt(default: Any, help: str, **extra: Any) -> Any:  # noqa: A002 - mirrors a
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults")
     return field(default=default, metadata={"help": help, **extra})
+
+
+def check_choices(options: Any) -> None:
+    """Refuse a value outside a field's ``choices``, as the CLI would, for options built in code."""
+    for f in fields(options):
+        allowed = f.metadata.get("choices")
+        if allowed is not None and getattr(options, f.name) not in allowed:
+            name = f.name.replace("_", "-")
+            raise ValueError(
+                f"{name} must be one of {', '.join(map(str, allowed))}, got {getattr(options, f.name)!r}"
+            )
 
 
 @dataclass(frozen=True)

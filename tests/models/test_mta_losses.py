@@ -21,7 +21,9 @@ from inpaint_studio.models.diffusion.latent_style import (
     previous_latent,
     rgb_conv_to_latent,
     step_coefficient,
+    style_latents,
     style_loss,
+    style_sample_weight,
 )
 from inpaint_studio.models.diffusion.mta_losses import PAPER_WEIGHTS, edge_loss, sobel_edge_target
 
@@ -139,6 +141,40 @@ def test_perfect_noise_prediction_gives_zero_style_loss():
     wrong = noise + 0.5 * torch.randn(2, 4, 8, 8, generator=g)
     off = mta_style_loss(extractor, x_t, wrong, noise, x0, t, alphas)
     assert off > 0 and perfect < 1e-4 * off
+
+
+def test_the_clean_pair_is_the_predicted_x0_against_x0_weighted_by_a_t_squared():
+    """``--style-latents clean``: the same DDIM step taken to x_0, so the pair differs by
+    -sqrt(1 - a_t) / sqrt(a_t) (e - eps) and shares no noise; a_t^2 weighs each sample."""
+    alphas = _sd_alphas()
+    g = torch.Generator().manual_seed(1)
+    x0, noise, eps = (torch.randn(3, 4, 8, 8, generator=g) for _ in range(3))
+    t = torch.tensor([999, 400, 1])
+    x_t = noised_latent(x0, noise, t, alphas)
+    predicted, target = style_latents(x_t, eps, noise, x0, t, alphas, "clean")
+    assert torch.equal(target, x0)
+    a = alphas[t].view(-1, 1, 1, 1)
+    assert torch.allclose(predicted - x0, -((1 - a) / a).sqrt() * (eps - noise), atol=1e-4)
+    assert torch.allclose(style_latents(x_t, noise, noise, x0, t, alphas, "clean")[0], x0, atol=1e-4)
+    # the default is the paper's pair
+    previous = style_latents(x_t, eps, noise, x0, t, alphas)
+    assert torch.allclose(previous[0], previous_latent(x_t, eps, t, alphas))
+    assert torch.allclose(previous[1], noised_latent(x0, noise, t - 1, alphas))
+    with pytest.raises(ValueError, match="style latents"):
+        style_latents(x_t, eps, noise, x0, t, alphas, "x0")
+
+    assert style_sample_weight(t, alphas, "previous") is None
+    weight = style_sample_weight(t, alphas, "clean")
+    assert torch.allclose(weight, alphas[t] ** 2)
+    extractor = LatentVGG(**TINY_VGG)
+    fa, fb = extractor(predicted), extractor(target)
+    per_sample = torch.stack(
+        [style_loss([f[i : i + 1] for f in fa], [f[i : i + 1] for f in fb]) for i in range(3)]
+    )
+    assert torch.allclose(style_loss(fa, fb, weight), (per_sample * weight).mean(), rtol=1e-5)
+    assert torch.allclose(
+        mta_style_loss(extractor, x_t, eps, noise, x0, t, alphas, "clean"), style_loss(fa, fb, weight)
+    )
 
 
 def test_style_gradient_flows_through_the_frozen_unet_into_the_branch():

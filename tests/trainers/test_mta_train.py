@@ -138,6 +138,33 @@ def test_trains_with_all_three_losses_and_exports_what_the_engine_loads(base, ma
     assert filled.shape == image.shape and np.array_equal(filled[mask == 0], image[mask == 0])
 
 
+def test_the_clean_style_pair_is_what_the_task_trains_on_and_its_export_says_so(base, manifest, tmp_path):
+    """``--style-latents clean``: the logged style term is the a_t^2-weighted Gram distance of the
+    predicted x_0 against x_0 (recomputed here from the same batch), and the export records it."""
+    from inpaint_studio.models.diffusion.latent_style import mta_style_loss, noised_latent
+
+    config = _config(manifest, tmp_path / "run", steps=1)
+    task = _task(base, config, style_latents="clean", edge_head=False)
+    modules = task.build_modules()
+    task.build_frozen()
+    task.setup(modules, torch.device("cpu"))
+    sample = {"image": torch.rand(2, 3, 64, 64) * 2 - 1, "mask": torch.zeros(2, 1, 64, 64),
+              "mask_given": torch.tensor([False, False]), "caption": ["a mug", "a kitchen"]}  # fmt: skip
+    batch = task.prepare_batch(sample, 0, np.random.default_rng(0))
+    total, logs = task.loss("main", modules, batch, 0)
+    x0, noise, t = batch["latent"], batch["noise"], batch["timestep"]
+    noisy = noised_latent(x0, noise, t, task.alphas)
+    with torch.no_grad():
+        out = modules["branch"](noisy, t, batch["masked_latent"], batch["keep"], 1.0)
+        eps = task._unet(noisy, t, batch["text"], out.residuals)
+        want = mta_style_loss(modules["style"], noisy, eps, noise, x0, t, task.alphas, "clean")
+    assert float(logs["style"]) == pytest.approx(float(want), rel=1e-4)
+    assert float(total) == pytest.approx(float(logs["noise"]) + 100 * float(logs["style"]), rel=1e-5)
+    assert task.export(modules).extra["style_latents"] == "clean"
+    with pytest.raises(ValueError, match="style-latents must be one of previous, clean"):
+        MtaOptions(base_model=str(base), style_latents="x0")
+
+
 def test_the_latent_judge_is_one_fixed_draw_of_the_style_extractor_whatever_the_run(base, manifest, tmp_path):
     judges = []
     for seed, style in ((3, True), (4, False)):

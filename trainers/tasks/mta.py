@@ -8,7 +8,9 @@ can be switched off (``--edge-head false``, ``--style-loss false``) for ablation
 * ``L_edge``: the edge head's prediction against the Sobel edge map of the target image at latent
   size (``mta_losses.edge_loss``).
 * ``L_style``: Gram distance, through a 4-channel latent VGG, between ``x_{t-1}`` stepped from the
-  predicted noise and the ground truth noised to ``t - 1`` (``latent_style``). The extractor trains
+  predicted noise and the ground truth noised to ``t - 1`` (``latent_style``); ``--style-latents
+  clean`` compares the predicted x_0 with x_0 instead (the study: the paper's pair barely moves the
+  fill, ``benchmarks/eval_mta_losses.py``). The extractor trains
   too, at ``--style-lr`` (1e-7, the paper's), beside the branch at ``--lr`` (1e-5): one optimizer,
   two parameter groups.
 
@@ -50,19 +52,21 @@ from inpaint_studio.models.diffusion.brushnet_condition import keep_mask, masked
 from inpaint_studio.models.diffusion.brushnet_hooks import BranchResiduals, inject_residuals
 from inpaint_studio.models.diffusion.latent_style import (
     SD15_LATENT_RGB_FACTORS,
+    STYLE_LATENTS,
     VGG_LAYOUTS,
     LatentVGG,
     build_latent_vgg,
     gram_matrix,
     noised_latent,
-    previous_latent,
+    style_latents,
     style_loss,
+    style_sample_weight,
 )
 from inpaint_studio.models.diffusion.mta_losses import edge_loss, sobel_edge_target
 
 from .. import metrics
 from ..captions import fill_captions
-from ..config import MaskFolderOptions, opt
+from ..config import MaskFolderOptions, check_choices, opt
 from ..masks import MaskMixture
 from ..task import Batch, ExportSpec, Phase, Task, bare, with_given_masks
 
@@ -94,6 +98,12 @@ class MtaOptions(MaskFolderOptions):
     noise_weight: float = opt(1.0, "gamma: weight of the noise MSE")
     edge_weight: float = opt(0.1, "eta: weight of the edge (structure) loss")
     style_weight: float = opt(100.0, "delta: weight of the style loss")
+    style_latents: str = opt(
+        "previous",
+        "latents the style loss compares: previous = x_{t-1} from the predicted noise against the ground "
+        "truth noised to t-1 (the paper); clean = the predicted x_0 against x_0, weighted by alphas_cumprod[t]^2",
+        choices=STYLE_LATENTS,
+    )
     style_lr: float = opt(1e-7, "learning rate of the latent style extractor")
     weight_decay: float = opt(1e-2, "AdamW weight decay of the branch")
     vgg_weights: str | None = opt(
@@ -133,6 +143,7 @@ class MtaOptions(MaskFolderOptions):
     gradient_checkpointing: bool = opt(False, "recompute the branch's activations in backward (SD size)")
 
     def __post_init__(self) -> None:
+        check_choices(self)
         for name in ("open_prob", "invert_prob", "empty_prompt"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name.replace('_', '-')} must be in [0, 1]")
@@ -436,11 +447,11 @@ class MtaTask(Task):
             else:  # DDP needs every trained parameter in the graph
                 total = total + 0.0 * out.edge.mean()
         if "style" in nets:
-            predicted = previous_latent(noisy, eps, t, self.alphas)
-            target = noised_latent(x0, noise, t - 1, self.alphas)
+            predicted, target = style_latents(noisy, eps, noise, x0, t, self.alphas, o.style_latents)
             feats = nets["style"](torch.cat([predicted, target]))  # one call of the trained net
             n = x0.shape[0]
-            style = style_loss([f[:n] for f in feats], [f[n:] for f in feats])
+            weight = style_sample_weight(t, self.alphas, o.style_latents)
+            style = style_loss([f[:n] for f in feats], [f[n:] for f in feats], weight)
             total = total + o.style_weight * style
             logs["style"] = style
         return total, logs
@@ -517,5 +528,6 @@ class MtaTask(Task):
                     "edge": o.edge_weight if o.edge_head and o.branch == "mta" else 0.0,
                     "style": o.style_weight if o.style_loss else 0.0,
                 },
+                "style_latents": o.style_latents if o.style_loss else None,
             },
         )
