@@ -5,6 +5,7 @@
     PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --steps 500 --seeds 0 1
     PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --seeds 0 1 --vgg train --variants "+ style loss"
     PYTHONPATH=. python benchmarks/eval_mta_losses.py judge --out DIR --judge-images 128 [--vgg train]
+    PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --seeds 0 1 --variants "+ style loss" --style-latents clean
 
 ``base``: a random base shows nothing (every fill is noise), so a tiny SD-1.5-shaped base is
 trained first on ``../shared/data/grocery_store/train`` (``benchmarks/mta_tiny_base.py``: a
@@ -45,6 +46,10 @@ onto the base VAE's latents through that VAE's own fitted latent-to-RGB map (not
 variants are named ``..., trained VGG``. With ``judge`` it adds two fixed judges: the VGG's Gram
 distance on the RGB fills (``vgg_gram_distance``, relu1_2..relu4_3, the usual style statistic) and
 on their latents through the moved VGG (``latent_vgg_gram_distance``).
+
+``--style-latents clean``: the style runs compare the predicted x_0 with x_0 (weighted by a_t^2,
+``latent_style.style_sample_weight``) instead of the paper's x_{t-1} pair, whose two sides share
+the noise and differ by one step's coefficient only; those variants are named ``..., clean x0``.
 
 ``judge``: every finished run (``results.jsonl``) fills ``--judge-images`` held-back photos (its
 own seed draws masks and noise, so the variants of a seed stay paired image by image; the fills
@@ -315,6 +320,8 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
     paths = _paths(args, base)
     judged: dict[tuple[str, int], dict[str, list[float]]] = {}
     for row in _finished(args):
+        if args.judge_only and row["variant"] != "noise only" and args.judge_only not in row["variant"]:
+            continue
         start = time.perf_counter()
         judged[(row["variant"], row["seed"])] = judge_run(row, args, paths)
         print(f"judged {row['variant']} seed {row['seed']} ({time.perf_counter() - start:.0f}s)", flush=True)
@@ -324,7 +331,8 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
     keys = list(next(iter(judged.values())))
     seeds = sorted({s for _, s in judged})
     names = list(dict.fromkeys(v for v, _ in judged))
-    report = args.out / f"judged-{args.judge_images}.json"
+    only = "-" + "".join(c for c in args.judge_only if c.isalnum()) if args.judge_only else ""
+    report = args.out / f"judged-{args.judge_images}{only}.json"
     report.write_text(json.dumps({f"{v}|{s}": r for (v, s), r in judged.items()}), encoding="utf-8")
     print(
         f"\n{args.judge_images} held-back photos per seed, seeds {seeds}; per measure the mean, then the paired"
@@ -494,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
         help="a torchvision vgg16 file for the style runs and judges, or 'train' (grocery_vgg.py)",
     )
     parser.add_argument("--judge-images", type=int, default=128, help="judge: held-back photos per run")
+    parser.add_argument(
+        "--judge-only", default=None, help="judge: only the runs whose variant contains this (and noise only)"
+    )
     args = parser.parse_args(argv)
     if not GROCERY.is_dir():
         print(f"no photos at {GROCERY}", file=sys.stderr)
