@@ -40,6 +40,13 @@ extractor (He-normal, unit-variance features on unit-variance latents) has none,
 its term is a ~1e-5..1e-4 share of the loss (measured: ``benchmarks/eval_mta_losses.py``); a
 VGG-16 trained on the study's photos and moved onto its VAE's latents gave the same, 2.6e-5.
 ImageNet VGG's own scale is not measured here (no such file on the machine).
+
+**The clean pair** (``kind="clean"``, ``--style-latents clean``): the predicted x_0 against x_0,
+each sample weighted by ``a_t^2`` (:func:`style_sample_weight`). It is not the paper's: its two
+sides share no noise, so the Gram compares the prediction's texture with the photo's. At delta 100
+it is 9-48 % of the loss on the study's tiny base (a trained VGG / a random extractor), and with a
+random extractor it lowers the trained VGG's Gram distance of the sampled fill where the paper's
+pair raised it (``benchmarks/eval_mta_losses.py``, README).
 """
 
 from __future__ import annotations
