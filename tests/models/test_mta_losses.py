@@ -164,6 +164,8 @@ def test_the_clean_pair_is_the_predicted_x0_against_x0_weighted_by_a_t_squared()
         style_latents(x_t, eps, noise, x0, t, alphas, "x0")
 
     assert style_sample_weight(t, alphas, "previous") is None
+    with pytest.raises(ValueError, match="style latents"):
+        style_sample_weight(t, alphas, "x0")
     weight = style_sample_weight(t, alphas, "clean")
     assert torch.allclose(weight, alphas[t] ** 2)
     extractor = LatentVGG(**TINY_VGG)

@@ -321,6 +321,8 @@ def style_sample_weight(t: torch.Tensor, alphas_cumprod: torch.Tensor, kind: str
     t = 999 on SD-1.5's schedule that is ~1e5 times its value at t = 10 (measured on the study's
     branch), and the blurry early predictions would own the loss. ``a_t^2`` keeps both orders
     bounded, so the term weighs most where the texture is decided, at low noise."""
+    if kind not in STYLE_LATENTS:
+        raise ValueError(f"style latents {kind!r}: expected one of {STYLE_LATENTS}")
     if kind == "previous":
         return None
     return _alpha(alphas_cumprod, t, torch.as_tensor(t).reshape(-1)).reshape(-1).pow(2)
