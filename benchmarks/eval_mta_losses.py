@@ -468,6 +468,8 @@ def study_stage(args: argparse.Namespace, base: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from inpaint_studio.models.diffusion.latent_style import STYLE_LATENTS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stage", choices=("base", "study", "all", "judge"))
     parser.add_argument("--out", type=Path, required=True)
@@ -489,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument(
         "--style-latents",
-        choices=("previous", "clean"),
+        choices=STYLE_LATENTS,
         default="previous",
         help="the style runs' pair: x_{t-1} (the paper) or the predicted x_0 against x_0 (named ', clean x0')",
     )

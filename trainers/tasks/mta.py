@@ -57,10 +57,8 @@ from inpaint_studio.models.diffusion.latent_style import (
     LatentVGG,
     build_latent_vgg,
     gram_matrix,
+    mta_style_loss,
     noised_latent,
-    style_latents,
-    style_loss,
-    style_sample_weight,
 )
 from inpaint_studio.models.diffusion.mta_losses import edge_loss, sobel_edge_target
 
@@ -447,11 +445,7 @@ class MtaTask(Task):
             else:  # DDP needs every trained parameter in the graph
                 total = total + 0.0 * out.edge.mean()
         if "style" in nets:
-            predicted, target = style_latents(noisy, eps, noise, x0, t, self.alphas, o.style_latents)
-            feats = nets["style"](torch.cat([predicted, target]))  # one call of the trained net
-            n = x0.shape[0]
-            weight = style_sample_weight(t, self.alphas, o.style_latents)
-            style = style_loss([f[:n] for f in feats], [f[n:] for f in feats], weight)
+            style = mta_style_loss(nets["style"], noisy, eps, noise, x0, t, self.alphas, o.style_latents)
             total = total + o.style_weight * style
             logs["style"] = style
         return total, logs

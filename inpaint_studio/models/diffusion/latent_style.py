@@ -290,6 +290,11 @@ def step_coefficient(t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Ten
 STYLE_LATENTS = ("previous", "clean")
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in STYLE_LATENTS:
+        raise ValueError(f"style latents {kind!r}: expected one of {STYLE_LATENTS}")
+
+
 def style_latents(
     x_t: torch.Tensor,
     eps_pred: torch.Tensor,
@@ -305,8 +310,7 @@ def style_latents(
     predicted x_0 against x_0 itself, i.e. the same DDIM step taken all the way (``prev_t = -1``),
     where the difference is ``-sqrt(1 - a_t) / sqrt(a_t) (e - eps)`` instead of one step's ``c_t``
     and carries no shared noise, so the Gram compares the fill's texture rather than the noise's."""
-    if kind not in STYLE_LATENTS:
-        raise ValueError(f"style latents {kind!r}: expected one of {STYLE_LATENTS}")
+    _check_kind(kind)
     t = torch.as_tensor(t).reshape(-1)
     prev_t = t - 1 if kind == "previous" else torch.full_like(t, -1)
     predicted = previous_latent(x_t, eps_pred, t, alphas_cumprod, prev_t)
@@ -321,8 +325,7 @@ def style_sample_weight(t: torch.Tensor, alphas_cumprod: torch.Tensor, kind: str
     t = 999 on SD-1.5's schedule that is ~1e5 times its value at t = 10 (measured on the study's
     branch), and the blurry early predictions would own the loss. ``a_t^2`` keeps both orders
     bounded, so the term weighs most where the texture is decided, at low noise."""
-    if kind not in STYLE_LATENTS:
-        raise ValueError(f"style latents {kind!r}: expected one of {STYLE_LATENTS}")
+    _check_kind(kind)
     if kind == "previous":
         return None
     return _alpha(alphas_cumprod, t, torch.as_tensor(t).reshape(-1)).reshape(-1).pow(2)
@@ -338,7 +341,10 @@ def mta_style_loss(
     alphas_cumprod: torch.Tensor,
     kind: str = "previous",
 ) -> torch.Tensor:
-    """Gram distance of the two :func:`style_latents` (default: the paper's x_{t-1})."""
+    """Gram distance of the two :func:`style_latents` (default: the paper's x_{t-1}), weighted by
+    :func:`style_sample_weight`; one extractor call on both, so a trained extractor runs once."""
     predicted, target = style_latents(x_t, eps_pred, noise, x0, t, alphas_cumprod, kind)
+    n = predicted.shape[0]
+    feats = extractor(torch.cat([predicted, target]))
     weight = style_sample_weight(t, alphas_cumprod, kind)
-    return style_loss(extractor(predicted), extractor(target), weight)
+    return style_loss([f[:n] for f in feats], [f[n:] for f in feats], weight)
