@@ -93,6 +93,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        check_choices(self)
         sources = [name for name in ("data", "manifest", "catalogue") if getattr(self, name)]
         checks = [
             (
@@ -105,7 +106,6 @@ class TrainConfig:
             (self.accumulate >= 1, f"accumulate must be >= 1, got {self.accumulate}"),
             (self.batch_size % self.accumulate == 0, "batch size must be divisible by accumulate"),
             (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.lr_schedule in ("constant", "cosine"), f"unknown lr schedule {self.lr_schedule!r}"),
             (self.warmup_steps >= 0 and self.grad_clip >= 0, "warmup_steps and grad_clip must be >= 0"),
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
             (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),

@@ -66,3 +66,35 @@ def test_a_checkpoint_from_before_the_move_resumes_with_its_options(tmp_path):
         "m",
         3,
     )
+
+
+def _choice_fields() -> list[tuple[type, str, tuple]]:
+    from trainers.tasks import TASKS, task_class
+
+    classes = [TrainConfig] + list(dict.fromkeys(task_class(m).Options for m in TASKS))
+    return [
+        (cls, f.name, f.metadata["choices"])
+        for cls in classes
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("choices") is not None
+    ]
+
+
+def test_every_option_with_choices_refuses_another_value_when_built_in_code():
+    """The CLI checks choices while parsing; options built in code (a config file merged, a resumed
+    checkpoint, a script) must refuse the same values, with the same message, before any work."""
+    fields = _choice_fields()
+    assert {name for _, name, _ in fields} >= {
+        "lr_schedule",
+        "preset",
+        "style_latents",
+        "gan_loss",
+        "schedule",
+    }
+    for cls, name, allowed in fields:
+        default = cls(data=("photos",)) if cls is TrainConfig else cls()
+        for good in allowed:  # every listed value is accepted
+            dataclasses.replace(default, **{name: good})
+        flag = name.replace("_", "-")
+        with pytest.raises(ValueError, match=f"{flag} must be one of {', '.join(map(str, allowed))}"):
+            dataclasses.replace(default, **{name: "no-such-choice"})

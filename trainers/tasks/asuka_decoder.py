@@ -39,7 +39,7 @@ from .. import asuka_recipe as recipe
 from .. import asuka_sd as sd
 from .. import losses
 from ..asuka_masks import AsukaMasks
-from ..config import MaskFolderOptions, PerceptualOptions, opt
+from ..config import MaskFolderOptions, PerceptualOptions, check_choices, opt
 from ..nets import PatchDiscriminator
 from ..perceptual import PerceptualLoss
 from ..task import Batch, ExportSpec, Phase, Task
@@ -68,6 +68,7 @@ class AsukaDecoderOptions(sd.SD15Options, PerceptualOptions, MaskFolderOptions):
     d_layers: int = opt(3, "discriminator layers")
 
     def __post_init__(self) -> None:
+        check_choices(self)
         if not 0 <= self.latent_aug <= 1:
             raise ValueError("latent-aug must be in [0, 1]")
         if min(self.l1_weight, self.perceptual_weight, self.adv_weight, self.pretrained_lr_scale) < 0:

@@ -34,7 +34,7 @@ from torch import nn
 from inpaint_studio.models.mae.inpnet import InpNet, InpNetConfig, patch_drop
 
 from .. import losses
-from ..config import MaskFolderOptions, PerceptualOptions, opt
+from ..config import MaskFolderOptions, PerceptualOptions, check_choices, opt
 from ..masks import MaskMixture, RatioWarmup, patch_mask
 from ..nets import PatchDiscriminator
 from ..perceptual import PerceptualLoss
@@ -106,8 +106,7 @@ class InpNetOptions(PerceptualOptions, MaskFolderOptions):
     weight_decay: float = opt(0.05, "AdamW weight decay of the generator")
 
     def __post_init__(self) -> None:
-        if self.variant not in (*VARIANTS, "custom"):
-            raise ValueError(f"unknown InP-Net variant {self.variant!r}")
+        check_choices(self)
         if not 0 <= self.ratio_min <= self.ratio_max <= 1:
             raise ValueError("need 0 <= ratio-min <= ratio-max <= 1")
         if not 0 <= self.hole_threshold < 1:

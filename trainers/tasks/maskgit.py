@@ -47,7 +47,7 @@ from inpaint_studio.models.maskgit.checkpoint import maskgit_bundle_contents
 from inpaint_studio.models.vqgan import VQGAN
 
 from .. import metrics
-from ..config import MaskFolderOptions, opt
+from ..config import MaskFolderOptions, check_choices, opt
 from ..data import to_uint8
 from ..masks import MaskMixture
 from ..task import Batch, ExportSpec, Phase, Task, with_given_masks
@@ -103,10 +103,7 @@ class MaskGitOptions(MaskFolderOptions):
     atlas: bool = opt(True, "export a pre-rendered code atlas (instant step previews in the app)")
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULE_CHOICES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULE_CHOICES)}, got {self.schedule!r}")
-        if self.masking not in ("schedule", "bernoulli"):
-            raise ValueError(f"masking must be schedule or bernoulli, got {self.masking!r}")
+        check_choices(self)
         if self.masking == "schedule" and self.mask_ratio:
             raise ValueError("mask-ratio applies to --masking bernoulli only")
         if not 0.0 <= self.mask_ratio <= 1.0:

@@ -49,7 +49,7 @@ from inpaint_studio.models.vqgan import VQGAN, VQGANConfig
 from inpaint_studio.models.vqgan.quantizer import DEAD_BELOW
 
 from .. import losses, metrics
-from ..config import PerceptualOptions, opt
+from ..config import PerceptualOptions, check_choices, opt
 from ..nets import PatchDiscriminator
 from ..perceptual import PerceptualLoss
 from ..task import Batch, ExportSpec, Phase, Task, bare
@@ -94,8 +94,7 @@ class VQGANOptions(PerceptualOptions):
     d_lr_ratio: float = opt(1.0, "discriminator learning rate relative to --lr")
 
     def __post_init__(self) -> None:
-        if self.gan_loss not in GAN_LOSSES:
-            raise ValueError(f"gan-loss must be one of {', '.join(GAN_LOSSES)}, got {self.gan_loss!r}")
+        check_choices(self)
         weights = (self.codebook_weight, self.l1_weight, self.perceptual_weight, self.gan_weight)
         if min(weights) < 0:
             raise ValueError("loss weights must be >= 0")

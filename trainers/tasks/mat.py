@@ -66,7 +66,7 @@ from inpaint_studio.models.mat.discriminator import MatDiscriminator
 
 from .. import checkpoint as train_checkpoint
 from .. import losses
-from ..config import MaskFolderOptions, PerceptualOptions, TrainConfig, opt
+from ..config import MaskFolderOptions, PerceptualOptions, TrainConfig, check_choices, opt
 from ..masks import MAT_RECIPES, MaskMixture, mat_mask
 from ..perceptual import PerceptualLoss
 from ..task import Batch, ExportSpec, Phase, Task, bare, gan_phases, with_given_masks
@@ -124,8 +124,7 @@ class MatOptions(PerceptualOptions, MaskFolderOptions):
     d_lr_ratio: float = opt(1.0, "critic learning rate relative to --lr")
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        check_choices(self)
         if self.pcp_weight < 0 or self.r1_gamma < 0 or self.d_lr_ratio <= 0:
             raise ValueError("pcp-weight and r1-gamma must be >= 0 and d-lr-ratio > 0")
         if self.r1_interval < 1 or self.mbstd_group < 1:
