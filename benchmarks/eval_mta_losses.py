@@ -201,6 +201,8 @@ JUDGED = (
     "step_style_clean",
 )  # fmt: skip
 VGG_JUDGED = ("vgg_gram_distance", "latent_vgg_gram_distance", "step_vgg_style", "step_vgg_style_clean")
+OWN = "own_extractor_gram"  # the fill's latent Gram distance through the run's own trained extractor
+ON_BASELINE = "@noise only"  # a key's value on the same seed's noise-only fills, scored by this run
 STEP_DRAWS = 4  # timesteps per held-back image for the one-step measures
 
 
@@ -256,10 +258,40 @@ def _vgg_judges(paths: dict):
     return rgb, latent, normalised
 
 
+def _own_extractor(run_dir: Path, config):
+    """The style extractor a run trained (its last checkpoint's ``style.*`` tensors, built from the
+    run's saved options), or None for a run without the style loss."""
+    from safetensors.torch import load_file
+
+    from trainers.config import build
+    from trainers.tasks.mta import MtaOptions, MtaTask
+
+    saved = sorted(run_dir.glob("checkpoints/step-*/weights.safetensors"))
+    state = load_file(str(saved[-1])) if saved else {}
+    own = {k.removeprefix("style."): v for k, v in state.items() if k.startswith("style.")}
+    if not own:
+        return None
+    options = json.loads((run_dir / "options.json").read_text(encoding="utf-8"))["model_options"]
+    extractor = MtaTask(build(MtaOptions, options), config)._style_extractor(warn=False)
+    extractor.load_state_dict(own)
+    return extractor.eval().requires_grad_(False)
+
+
+def _cached_fills(run_dir: Path, count: int):
+    from safetensors.torch import load_file
+
+    cached = run_dir / f"judge-fills-{count}.safetensors"
+    return load_file(str(cached))["fills"].float() if cached.is_file() else None
+
+
 def judge_run(row: dict, args: argparse.Namespace, paths: dict) -> dict[str, list[float]]:
     """A finished run's exported branch, scored per image on the ``judge`` photos (the run's own seed
     draws the masks and the sampling noise, as in its validation: variants of a seed stay paired).
-    The fills are kept in the run's folder, so another judge re-scores them without sampling."""
+    The fills are kept in the run's folder, so another judge re-scores them without sampling.
+
+    A style run also scores ``OWN``: its fills' latent Gram distance through the extractor it
+    trained, the term's own statistic on the finished fill, and (``OWN + ON_BASELINE``) the same
+    seed's noise-only fills through that same extractor, its paired baseline."""
     import numpy as np
     import torch
     from safetensors.torch import load_file, save_file
@@ -278,13 +310,16 @@ def judge_run(row: dict, args: argparse.Namespace, paths: dict) -> dict[str, lis
     device = torch.device("cpu")
     task.setup(modules, device)
     cached = run_dir / f"judge-fills-{args.judge_images}.safetensors"
-    fills = load_file(str(cached))["fills"].float() if cached.is_file() else None
+    fills = _cached_fills(run_dir, args.judge_images)
+    own = _own_extractor(run_dir, config)
+    baseline = _cached_fills(run_dir.parent / _tag("noise only", seed), args.judge_images) if own else None
     branch = modules["branch"].eval()
     branch.load_state_dict(load_file(str(run_dir / "weights" / "model.safetensors")))
     vgg = _vgg_judges(paths) if "vgg" in paths else None
     step_judges = {"step_style": task.latent_judge, **({"step_vgg_style": vgg[1]} if vgg else {})}
     val_set = ImageDataset(records_from(config.val_data, None, None), config.resolution, train=False)
-    scores: dict[str, list[float]] = {k: [] for k in JUDGED + (VGG_JUDGED if vgg else ())}
+    owned = (OWN,) + ((OWN + ON_BASELINE,) if baseline is not None else ()) if own else ()
+    scores: dict[str, list[float]] = {k: [] for k in JUDGED + (VGG_JUDGED if vgg else ()) + owned}
     made, done = [], 0
     for batch in val_batches(task, val_set, list(range(len(val_set))), config, device):
         n = batch["image"].shape[0]
@@ -303,6 +338,12 @@ def judge_run(row: dict, args: argparse.Namespace, paths: dict) -> dict[str, lis
             got["latent_vgg_gram_distance"] = gram_distance(
                 latent, task.latent_of(fill), task.latent_of(batch["image"])
             )
+        if own is not None:
+            target = task.latent_of(batch["image"])
+            got[OWN] = gram_distance(own, task.latent_of(fill), target)
+            if baseline is not None:
+                theirs = baseline[done - n : done]
+                got[OWN + ON_BASELINE] = gram_distance(own, task.latent_of(theirs), target)
         for k in scores:
             scores[k] += got[k].tolist()
     if made:
@@ -312,6 +353,13 @@ def judge_run(row: dict, args: argparse.Namespace, paths: dict) -> dict[str, lis
     return scores
 
 
+def _baseline(judged: dict, name: str, seed: int, key: str) -> list[float]:
+    """The paired baseline of ``key``: what the run scored on the noise-only fills itself, else
+    the noise-only run's own score (empty when neither has it)."""
+    run = judged[(name, seed)]
+    return run.get(key + ON_BASELINE) or judged[("noise only", seed)].get(key, [])
+
+
 def judge_stage(args: argparse.Namespace, base: Path) -> None:
     """Every finished run scored per image; the table pairs each variant with the same seed's
     noise-only run image by image (pooled over seeds)."""
@@ -319,7 +367,7 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
 
     paths = _paths(args, base)
     judged: dict[tuple[str, int], dict[str, list[float]]] = {}
-    for row in _finished(args):
+    for row in sorted(_finished(args), key=lambda r: r["variant"] != "noise only"):  # its fills first
         if args.judge_only and row["variant"] != "noise only" and args.judge_only not in row["variant"]:
             continue
         start = time.perf_counter()
@@ -328,7 +376,7 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
     if not judged:
         print(f"no finished runs in {args.out / 'results.jsonl'} (base {args.base}, {args.steps} steps)")
         return
-    keys = list(next(iter(judged.values())))
+    keys = [k for k in dict.fromkeys(k for r in judged.values() for k in r) if ON_BASELINE not in k]
     seeds = sorted({s for _, s in judged})
     names = list(dict.fromkeys(v for v, _ in judged))
     only = "-" + "".join(c for c in args.judge_only if c.isalnum()) if args.judge_only else ""
@@ -346,8 +394,11 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
         cells = []
         have = [s for s in seeds if (name, s) in judged and ("noise only", s) in judged]
         for k in keys:
-            ours = [v for s in have for v in judged[(name, s)][k]]
-            base_values = [v for s in have for v in judged[("noise only", s)][k]]
+            ours = [v for s in have for v in judged[(name, s)].get(k, [])]
+            base_values = [v for s in have for v in _baseline(judged, name, s, k)]
+            if not ours or len(ours) != len(base_values):  # a measure this run (or its baseline) lacks
+                cells += ["-", "-"]
+                continue
             scale = sum(base_values) / len(base_values)
             d = paired_difference(ours, base_values)
             cells += [
