@@ -368,7 +368,8 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
     paths = _paths(args, base)
     judged: dict[tuple[str, int], dict[str, list[float]]] = {}
     for row in sorted(_finished(args), key=lambda r: r["variant"] != "noise only"):  # its fills first
-        if args.judge_only and row["variant"] != "noise only" and args.judge_only not in row["variant"]:
+        wanted = row["variant"] == "noise only" or any(text in row["variant"] for text in args.judge_only)
+        if args.judge_only and not wanted:
             continue
         start = time.perf_counter()
         judged[(row["variant"], row["seed"])] = judge_run(row, args, paths)
@@ -379,7 +380,7 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
     keys = [k for k in dict.fromkeys(k for r in judged.values() for k in r) if ON_BASELINE not in k]
     seeds = sorted({s for _, s in judged})
     names = list(dict.fromkeys(v for v, _ in judged))
-    only = "-" + "".join(c for c in args.judge_only if c.isalnum()) if args.judge_only else ""
+    only = "-" + "".join(c for c in "".join(args.judge_only) if c.isalnum()) if args.judge_only else ""
     report = args.out / f"judged-{args.judge_images}{only}.json"
     report.write_text(json.dumps({f"{v}|{s}": r for (v, s), r in judged.items()}), encoding="utf-8")
     print(
@@ -556,7 +557,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--judge-images", type=int, default=128, help="judge: held-back photos per run")
     parser.add_argument(
-        "--judge-only", default=None, help="judge: only the runs whose variant contains this (and noise only)"
+        "--judge-only",
+        nargs="*",
+        default=[],
+        help="judge: only the runs whose variant contains one of these (and noise only)",
     )
     args = parser.parse_args(argv)
     if not GROCERY.is_dir():
