@@ -277,10 +277,14 @@ def _own_extractor(run_dir: Path, config):
     return extractor.eval().requires_grad_(False)
 
 
+def _fills_file(run_dir: Path, count: int) -> Path:
+    return run_dir / f"judge-fills-{count}.safetensors"
+
+
 def _cached_fills(run_dir: Path, count: int):
     from safetensors.torch import load_file
 
-    cached = run_dir / f"judge-fills-{count}.safetensors"
+    cached = _fills_file(run_dir, count)
     return load_file(str(cached))["fills"].float() if cached.is_file() else None
 
 
@@ -309,7 +313,7 @@ def judge_run(row: dict, args: argparse.Namespace, paths: dict) -> dict[str, lis
     task.build_frozen()
     device = torch.device("cpu")
     task.setup(modules, device)
-    cached = run_dir / f"judge-fills-{args.judge_images}.safetensors"
+    cached = _fills_file(run_dir, args.judge_images)
     fills = _cached_fills(run_dir, args.judge_images)
     own = _own_extractor(run_dir, config)
     baseline = _cached_fills(run_dir.parent / _tag("noise only", seed), args.judge_images) if own else None
@@ -332,15 +336,14 @@ def judge_run(row: dict, args: argparse.Namespace, paths: dict) -> dict[str, lis
         got = task.fill_metrics(batch, fill)
         with torch.no_grad():
             got |= one_step_terms(task, branch, batch, step_judges, np.random.default_rng([seed, 99, done]))
+        if vgg or own is not None:
+            fill_latent, target = task.latent_of(fill), task.latent_of(batch["image"])
         if vgg:
             rgb, latent, normalised = vgg
             got["vgg_gram_distance"] = gram_distance(rgb, normalised(fill), normalised(batch["image"]))
-            got["latent_vgg_gram_distance"] = gram_distance(
-                latent, task.latent_of(fill), task.latent_of(batch["image"])
-            )
+            got["latent_vgg_gram_distance"] = gram_distance(latent, fill_latent, target)
         if own is not None:
-            target = task.latent_of(batch["image"])
-            got[OWN] = gram_distance(own, task.latent_of(fill), target)
+            got[OWN] = gram_distance(own, fill_latent, target)
             if baseline is not None:
                 theirs = baseline[done - n : done]
                 got[OWN + ON_BASELINE] = gram_distance(own, task.latent_of(theirs), target)
