@@ -50,6 +50,8 @@ on their latents through the moved VGG (``latent_vgg_gram_distance``).
 ``--style-latents clean``: the style runs compare the predicted x_0 with x_0 (weighted by a_t^2,
 ``latent_style.style_sample_weight``) instead of the paper's x_{t-1} pair, whose two sides share
 the noise and differ by one step's coefficient only; those variants are named ``..., clean x0``.
+``--style-latents fresh``: the paper's x_{t-1} pair with the ground truth noised by a draw of its
+own (the paper's other reading), named ``..., fresh noise``.
 
 ``judge``: every finished run (``results.jsonl``) fills ``--judge-images`` held-back photos (its
 own seed draws masks and noise, so the variants of a seed stay paired image by image; the fills
@@ -198,9 +200,12 @@ def run_variant(
 
 JUDGED = (
     "edge_error", "gram_distance", "latent_gram_distance", "hole_psnr", "step_noise", "step_style",
-    "step_style_clean",
+    "step_style_clean", "step_style_fresh",
 )  # fmt: skip
-VGG_JUDGED = ("vgg_gram_distance", "latent_vgg_gram_distance", "step_vgg_style", "step_vgg_style_clean")
+VGG_JUDGED = (
+    "vgg_gram_distance", "latent_vgg_gram_distance", "step_vgg_style", "step_vgg_style_clean",
+    "step_vgg_style_fresh",
+)  # fmt: skip
 OWN = "own_extractor_gram"  # the fill's latent Gram distance through the run's own trained extractor
 ON_BASELINE = "@noise only"  # a key's value on the same seed's noise-only fills, scored by this run
 STEP_DRAWS = 4  # timesteps per held-back image for the one-step measures
@@ -209,8 +214,9 @@ STEP_DRAWS = 4  # timesteps per held-back image for the one-step measures
 def one_step_terms(task, branch, batch: dict, judges: dict, rng) -> dict:
     """Per image, over ``STEP_DRAWS`` timesteps (the same for every run): the training objective's
     own one-step quantities, the noise MSE and ``L_style`` through each fixed latent judge, of both
-    pairs (``latent_style.style_latents``: x_{t-1} against the ground truth noised to t-1, and,
-    ``..._clean``, the predicted x_0 against x_0 with its a_t^2 weight). What the loss lowers in
+    pairs (``latent_style.style_latents``: x_{t-1} against the ground truth noised to t-1;
+    ``..._clean``, the predicted x_0 against x_0 with its a_t^2 weight; ``..._fresh``, x_{t-1}
+    against the ground truth noised with a draw of its own). What the loss lowers in
     training, measured on held-back images, beside what it does to the finished fill."""
     import torch
 
@@ -218,17 +224,19 @@ def one_step_terms(task, branch, batch: dict, judges: dict, rng) -> dict:
     from trainers.tasks.mta import gram_distance
 
     x0 = batch["latent"]
-    sums = {"step_noise": 0.0, **{k + end: 0.0 for k in judges for end in ("", "_clean")}}
+    pairs = (("previous", ""), ("clean", "_clean"), ("fresh", "_fresh"))
+    sums = {"step_noise": 0.0, **{k + end: 0.0 for k in judges for _, end in pairs}}
     for _ in range(STEP_DRAWS):
         t = torch.from_numpy(rng.integers(0, task.noise_scheduler.config.num_train_timesteps, len(x0))).long()
         noise = torch.from_numpy(rng.standard_normal(x0.shape).astype("float32"))
+        other = torch.from_numpy(rng.standard_normal(x0.shape).astype("float32"))
         noisy = noised_latent(x0, noise, t, task.alphas)
         eps = task._unet(
             noisy, t, batch["text"], branch(noisy, t, batch["masked_latent"], batch["keep"]).residuals
         )
         sums["step_noise"] = sums["step_noise"] + (eps - noise).pow(2).flatten(1).mean(1)
-        for kind, end in (("previous", ""), ("clean", "_clean")):
-            predicted, target = style_latents(noisy, eps, noise, x0, t, task.alphas, kind)
+        for kind, end in pairs:
+            predicted, target = style_latents(noisy, eps, noise, x0, t, task.alphas, kind, other)
             weight = style_sample_weight(t, task.alphas, kind)
             for k, judge in judges.items():
                 got = gram_distance(judge, predicted, target)
@@ -497,7 +505,7 @@ def _finished(args: argparse.Namespace) -> list[dict]:
 def study_stage(args: argparse.Namespace, base: Path) -> list[dict]:
     paths = _paths(args, base)
     suffix = ", trained VGG" if args.vgg == "train" else ", VGG file" if args.vgg else ""
-    suffix += ", clean x0" if args.style_latents == "clean" else ""
+    suffix += {"clean": ", clean x0", "fresh": ", fresh noise"}.get(args.style_latents, "")
     variants = {
         name + (suffix if style else ""): (edge, style, PAPER_DELTA)
         for name, (edge, style) in ((n, VARIANTS[n]) for n in args.variants)
@@ -548,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
         "--style-latents",
         choices=STYLE_LATENTS,
         default="previous",
-        help="the style runs' pair: x_{t-1} (the paper) or the predicted x_0 against x_0 (named ', clean x0')",
+        help="the style runs' pair: x_{t-1} (the paper), the same with the ground truth noised by a draw of "
+        "its own (named ', fresh noise'), or the predicted x_0 against x_0 (named ', clean x0')",
     )
     parser.add_argument(
         "--diag-delta", type=float, nargs="*", default=[], help="add the style loss at these deltas"

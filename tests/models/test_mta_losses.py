@@ -164,6 +164,7 @@ def test_the_clean_pair_is_the_predicted_x0_against_x0_weighted_by_a_t_squared()
         style_latents(x_t, eps, noise, x0, t, alphas, "x0")
 
     assert style_sample_weight(t, alphas, "previous") is None
+    assert style_sample_weight(t, alphas, "fresh") is None
     with pytest.raises(ValueError, match="style latents"):
         style_sample_weight(t, alphas, "x0")
     weight = style_sample_weight(t, alphas, "clean")
@@ -281,3 +282,34 @@ def test_random_init_warns_and_bad_files_are_refused(tmp_path):
     tiny = LatentVGG(**TINY_VGG)
     with pytest.raises(ValueError, match="has no"):
         load_rgb_vgg(tiny, {"features.0.weight": torch.zeros(8, 3, 3, 3)})
+
+
+def test_the_fresh_pair_noises_the_ground_truth_with_its_own_draw_so_a_perfect_prediction_still_pays():
+    """``--style-latents fresh``: the same x_{t-1} from the prediction, against x_0 noised to t-1
+    with ``target_noise``. Given the training noise again it is the paper's pair; with a draw of its
+    own the term no longer vanishes at e == eps (the two noises' Gram differ), and its gradient on
+    the predicted noise is larger than the shared pair's, whose Gram difference is itself O(c_t)."""
+    alphas = _sd_alphas()
+    g = torch.Generator().manual_seed(2)
+    x0, noise, other = (torch.randn(3, 4, 8, 8, generator=g) for _ in range(3))
+    t = torch.tensor([999, 400, 1])
+    x_t = noised_latent(x0, noise, t, alphas)
+    eps = noise + 0.3 * torch.randn(3, 4, 8, 8, generator=g)
+    predicted, target = style_latents(x_t, eps, noise, x0, t, alphas, "fresh", target_noise=other)
+    assert torch.allclose(predicted, previous_latent(x_t, eps, t, alphas))
+    assert torch.allclose(target, noised_latent(x0, other, t - 1, alphas))
+    same = style_latents(x_t, eps, noise, x0, t, alphas, "fresh", target_noise=noise)
+    for got, want in zip(same, style_latents(x_t, eps, noise, x0, t, alphas), strict=True):
+        assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="target_noise"):
+        style_latents(x_t, eps, noise, x0, t, alphas, "fresh")
+
+    extractor = LatentVGG(**TINY_VGG)
+    assert mta_style_loss(extractor, x_t, noise, noise, x0, t, alphas, "fresh", other) > 0
+
+    def grad_norm(kind: str) -> float:
+        e = eps.clone().requires_grad_(True)
+        mta_style_loss(extractor, x_t, e, noise, x0, t, alphas, kind, other).backward()
+        return float(e.grad.norm())
+
+    assert grad_norm("fresh") > 3 * grad_norm("previous") > 0

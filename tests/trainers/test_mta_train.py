@@ -138,30 +138,45 @@ def test_trains_with_all_three_losses_and_exports_what_the_engine_loads(base, ma
     assert filled.shape == image.shape and np.array_equal(filled[mask == 0], image[mask == 0])
 
 
-def test_the_clean_style_pair_is_what_the_task_trains_on_and_its_export_says_so(base, manifest, tmp_path):
-    """``--style-latents clean``: the logged style term is the a_t^2-weighted Gram distance of the
-    predicted x_0 against x_0 (recomputed here from the same batch), and the export records it."""
+@pytest.mark.parametrize("kind", ["clean", "fresh"])
+def test_the_other_style_pairs_are_what_the_task_trains_on_and_its_export_says_so(
+    kind, base, manifest, tmp_path
+):
+    """``--style-latents clean`` / ``fresh``: the logged style term is that pair's Gram distance
+    (recomputed here from the same batch), and the export records it. ``fresh`` draws its own
+    noise last, so every other draw of the batch is the one the paper's pair would see."""
     from inpaint_studio.models.diffusion.latent_style import mta_style_loss, noised_latent
 
     config = _config(manifest, tmp_path / "run", steps=1)
-    task = _task(base, config, style_latents="clean", edge_head=False)
+    task = _task(base, config, style_latents=kind, edge_head=False)
     modules = task.build_modules()
     task.build_frozen()
     task.setup(modules, torch.device("cpu"))
     sample = {"image": torch.rand(2, 3, 64, 64) * 2 - 1, "mask": torch.zeros(2, 1, 64, 64),
               "mask_given": torch.tensor([False, False]), "caption": ["a mug", "a kitchen"]}  # fmt: skip
     batch = task.prepare_batch(sample, 0, np.random.default_rng(0))
+    paper = _task(base, config, edge_head=False)
+    paper.build_frozen()
+    paper.setup(paper.build_modules(), torch.device("cpu"))
+    paper = paper.prepare_batch(sample, 0, np.random.default_rng(0))
+    for key in ("latent", "noise", "timestep", "mask", "masked_latent"):
+        assert torch.equal(batch[key], paper[key]), key
+    assert ("style_noise" in batch) == (kind == "fresh") and "style_noise" not in paper
+    if kind == "fresh":
+        assert not torch.equal(batch["style_noise"], batch["noise"])
     total, logs = task.loss("main", modules, batch, 0)
     x0, noise, t = batch["latent"], batch["noise"], batch["timestep"]
     noisy = noised_latent(x0, noise, t, task.alphas)
     with torch.no_grad():
         out = modules["branch"](noisy, t, batch["masked_latent"], batch["keep"], 1.0)
         eps = task._unet(noisy, t, batch["text"], out.residuals)
-        want = mta_style_loss(modules["style"], noisy, eps, noise, x0, t, task.alphas, "clean")
+        want = mta_style_loss(
+            modules["style"], noisy, eps, noise, x0, t, task.alphas, kind, batch.get("style_noise")
+        )
     assert float(logs["style"]) == pytest.approx(float(want), rel=1e-4)
     assert float(total) == pytest.approx(float(logs["noise"]) + 100 * float(logs["style"]), rel=1e-5)
-    assert task.export(modules).extra["style_latents"] == "clean"
-    with pytest.raises(ValueError, match="style-latents must be one of previous, clean"):
+    assert task.export(modules).extra["style_latents"] == kind
+    with pytest.raises(ValueError, match="style-latents must be one of previous, clean, fresh"):
         MtaOptions(base_model=str(base), style_latents="x0")
 
 

@@ -8,7 +8,8 @@ can be switched off (``--edge-head false``, ``--style-loss false``) for ablation
 * ``L_edge``: the edge head's prediction against the Sobel edge map of the target image at latent
   size (``mta_losses.edge_loss``).
 * ``L_style``: Gram distance, through a 4-channel latent VGG, between ``x_{t-1}`` stepped from the
-  predicted noise and the ground truth noised to ``t - 1`` (``latent_style``); ``--style-latents
+  predicted noise and the ground truth noised to ``t - 1`` (``latent_style``), with the same noise;
+  ``--style-latents fresh`` noises the ground truth with a draw of its own; ``--style-latents
   clean`` compares the predicted x_0 with x_0 instead (the study: the paper's pair barely moves the
   fill, ``benchmarks/eval_mta_losses.py``). The extractor trains
   too, at ``--style-lr`` (1e-7, the paper's), beside the branch at ``--lr`` (1e-5): one optimizer,
@@ -99,7 +100,8 @@ class MtaOptions(MaskFolderOptions):
     style_latents: str = opt(
         "previous",
         "latents the style loss compares: previous = x_{t-1} from the predicted noise against the ground "
-        "truth noised to t-1 (the paper); clean = the predicted x_0 against x_0, weighted by alphas_cumprod[t]^2",
+        "truth noised to t-1 with the same noise (the paper); fresh = the same with a noise draw of its own; "
+        "clean = the predicted x_0 against x_0, weighted by alphas_cumprod[t]^2",
         choices=STYLE_LATENTS,
     )
     style_lr: float = opt(1e-7, "learning rate of the latent style extractor")
@@ -406,6 +408,11 @@ class MtaTask(Task):
             self.device
         )
         noise = torch.from_numpy(rng.standard_normal(latent.shape).astype(np.float32)).to(self.device)
+        extra = {}
+        if o.style_loss and o.style_latents == "fresh":  # drawn last: the other draws stay as without it
+            extra["style_noise"] = torch.from_numpy(rng.standard_normal(latent.shape).astype(np.float32)).to(
+                self.device
+            )
         return {
             "image": image,
             "mask": holes,
@@ -417,6 +424,7 @@ class MtaTask(Task):
             "edge_target": sobel_edge_target(image, size),
             "timestep": t.long(),
             "noise": noise,
+            **extra,
         }
 
     def _unet(
@@ -445,7 +453,17 @@ class MtaTask(Task):
             else:  # DDP needs every trained parameter in the graph
                 total = total + 0.0 * out.edge.mean()
         if "style" in nets:
-            style = mta_style_loss(nets["style"], noisy, eps, noise, x0, t, self.alphas, o.style_latents)
+            style = mta_style_loss(
+                nets["style"],
+                noisy,
+                eps,
+                noise,
+                x0,
+                t,
+                self.alphas,
+                o.style_latents,
+                batch.get("style_noise"),
+            )
             total = total + o.style_weight * style
             logs["style"] = style
         return total, logs

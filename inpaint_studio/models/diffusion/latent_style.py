@@ -41,6 +41,14 @@ its term is a ~1e-5..1e-4 share of the loss (measured: ``benchmarks/eval_mta_los
 VGG-16 trained on the study's photos and moved onto its VAE's latents gave the same, 2.6e-5.
 ImageNet VGG's own scale is not measured here (no such file on the machine).
 
+**The fresh pair** (``kind="fresh"``, ``--style-latents fresh``): the paper says only that the
+ground truth side comes "from the GT image via a noise addition function"; read as a draw of its
+own, ``x~_{t-1} = sqrt(a_{t-1}) x_0 + sqrt(1 - a_{t-1}) eps'``. Its gradient on ``e`` is still
+``c_t`` per unit, but the Gram difference no longer vanishes with the noise error: it holds the
+two noises' different Gram statistics too (a floor the prediction cannot remove, whose gradient
+averages to zero over draws), so the term pulls x_{t-1}'s Gram towards the expected Gram of the
+noised photo.
+
 **The clean pair** (``kind="clean"``, ``--style-latents clean``): the predicted x_0 against x_0,
 each sample weighted by ``a_t^2`` (:func:`style_sample_weight`). It is not the paper's: its two
 sides share no noise, so the Gram compares the prediction's texture with the photo's. At delta 100
@@ -287,7 +295,7 @@ def step_coefficient(t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Ten
     return (1 - a_prev).sqrt() - a_prev.sqrt() * (1 - a_t).sqrt() / a_t.sqrt()
 
 
-STYLE_LATENTS = ("previous", "clean")
+STYLE_LATENTS = ("previous", "clean", "fresh")
 
 
 def _check_kind(kind: str) -> None:
@@ -303,22 +311,30 @@ def style_latents(
     t: torch.Tensor,
     alphas_cumprod: torch.Tensor,
     kind: str = "previous",
+    target_noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two latents the style loss compares, (from the prediction, from the ground truth).
 
-    ``previous``: x_{t-1} against the ground truth noised to t-1 (the paper); ``clean``: the
-    predicted x_0 against x_0 itself, i.e. the same DDIM step taken all the way (``prev_t = -1``),
-    where the difference is ``-sqrt(1 - a_t) / sqrt(a_t) (e - eps)`` instead of one step's ``c_t``
-    and carries no shared noise, so the Gram compares the fill's texture rather than the noise's."""
+    ``previous``: x_{t-1} against the ground truth noised to t-1 with the training noise (the
+    paper, read as one shared draw); ``fresh``: the same x_{t-1} against the ground truth noised to
+    t-1 with ``target_noise``, a draw of its own (the paper's other reading: its "noise addition
+    function" need not reuse the noise), so the two sides differ by content and noise, not by
+    ``c_t (e - eps)`` alone; ``clean``: the predicted x_0 against x_0 itself, i.e. the same DDIM
+    step taken all the way (``prev_t = -1``), where the difference is ``-sqrt(1 - a_t) / sqrt(a_t)
+    (e - eps)`` instead of one step's ``c_t`` and carries no noise, so the Gram compares the fill's
+    texture rather than the noise's."""
     _check_kind(kind)
+    if kind == "fresh" and target_noise is None:
+        raise ValueError("fresh style latents need target_noise, a noise draw of their own")
     t = torch.as_tensor(t).reshape(-1)
-    prev_t = t - 1 if kind == "previous" else torch.full_like(t, -1)
+    prev_t = torch.full_like(t, -1) if kind == "clean" else t - 1
     predicted = previous_latent(x_t, eps_pred, t, alphas_cumprod, prev_t)
-    return predicted, noised_latent(x0, noise, prev_t, alphas_cumprod)
+    gt_noise = target_noise if kind == "fresh" else noise
+    return predicted, noised_latent(x0, gt_noise, prev_t, alphas_cumprod)
 
 
 def style_sample_weight(t: torch.Tensor, alphas_cumprod: torch.Tensor, kind: str) -> torch.Tensor | None:
-    """Per-sample weight of the style term: none for ``previous``; ``a_t^2`` for ``clean``.
+    """Per-sample weight of the style term: ``a_t^2`` for ``clean``, none for the x_{t-1} pairs.
 
     The predicted x_0 is off by ``sqrt(1 - a_t) / sqrt(a_t)`` times the noise error, so its Gram
     distance grows like ``(1 - a_t) / a_t`` (small errors) to ``((1 - a_t) / a_t)^2`` (large): at
@@ -326,7 +342,7 @@ def style_sample_weight(t: torch.Tensor, alphas_cumprod: torch.Tensor, kind: str
     branch), and the blurry early predictions would own the loss. ``a_t^2`` keeps both orders
     bounded, so the term weighs most where the texture is decided, at low noise."""
     _check_kind(kind)
-    if kind == "previous":
+    if kind != "clean":
         return None
     return _alpha(alphas_cumprod, t, torch.as_tensor(t).reshape(-1)).reshape(-1).pow(2)
 
@@ -340,10 +356,11 @@ def mta_style_loss(
     t: torch.Tensor,
     alphas_cumprod: torch.Tensor,
     kind: str = "previous",
+    target_noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Gram distance of the two :func:`style_latents` (default: the paper's x_{t-1}), weighted by
     :func:`style_sample_weight`; one extractor call on both, so a trained extractor runs once."""
-    predicted, target = style_latents(x_t, eps_pred, noise, x0, t, alphas_cumprod, kind)
+    predicted, target = style_latents(x_t, eps_pred, noise, x0, t, alphas_cumprod, kind, target_noise)
     n = predicted.shape[0]
     feats = extractor(torch.cat([predicted, target]))
     weight = style_sample_weight(t, alphas_cumprod, kind)
