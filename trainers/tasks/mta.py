@@ -382,8 +382,12 @@ class MtaTask(Task):
         """A latent sample (times the scaling factor); the noise comes from ``rng`` (reproducible)."""
         vae = self._frozen["vae"]
         dist = vae.encode(image.to(vae.dtype)).latent_dist
-        eps = torch.from_numpy(rng.standard_normal(dist.mean.shape).astype(np.float32)).to(self.device)
+        eps = self._normal(rng, dist.mean.shape)
         return (dist.mean.float() + dist.std.float() * eps) * vae.config.scaling_factor
+
+    def _normal(self, rng: np.random.Generator, shape: Sequence[int]) -> torch.Tensor:
+        """Standard normal float32 noise from ``rng`` on the task's device (reproducible per step)."""
+        return torch.from_numpy(rng.standard_normal(tuple(shape)).astype(np.float32)).to(self.device)
 
     @torch.no_grad()
     def prepare_batch(self, sample: Batch, step: int | None, rng: np.random.Generator) -> Batch:
@@ -407,13 +411,7 @@ class MtaTask(Task):
         t = torch.from_numpy(rng.integers(0, self.noise_scheduler.config.num_train_timesteps, n)).to(
             self.device
         )
-        noise = torch.from_numpy(rng.standard_normal(latent.shape).astype(np.float32)).to(self.device)
-        extra = {}
-        if o.style_loss and o.style_latents == "fresh":  # drawn last: the other draws stay as without it
-            extra["style_noise"] = torch.from_numpy(rng.standard_normal(latent.shape).astype(np.float32)).to(
-                self.device
-            )
-        return {
+        batch = {
             "image": image,
             "mask": holes,
             "caption": captions,
@@ -423,9 +421,11 @@ class MtaTask(Task):
             "keep": keep_mask(holes, size, o.latent_mask),
             "edge_target": sobel_edge_target(image, size),
             "timestep": t.long(),
-            "noise": noise,
-            **extra,
+            "noise": self._normal(rng, latent.shape),
         }
+        if o.style_loss and o.style_latents == "fresh":  # drawn last: the other draws stay as without it
+            batch["style_noise"] = self._normal(rng, latent.shape)
+        return batch
 
     def _unet(
         self, noisy: torch.Tensor, t: torch.Tensor, text: torch.Tensor, res: BranchResiduals
