@@ -4,7 +4,8 @@
     PYTHONPATH=. python benchmarks/eval_mta_losses.py base --out DIR      # or stage by stage
     PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --steps 500 --seeds 0 1
     PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --seeds 0 1 --vgg train --variants "+ style loss"
-    PYTHONPATH=. python benchmarks/eval_mta_losses.py judge --out DIR --judge-images 128 [--vgg train]
+    PYTHONPATH=. python benchmarks/eval_mta_losses.py judge --out DIR --judge-images 128 [--vgg train] [--seeds 0]
+    PYTHONPATH=. python benchmarks/eval_mta_losses.py pool --out DIR --judge-images 128   # the --seeds judges together
     PYTHONPATH=. python benchmarks/eval_mta_losses.py study --out DIR --seeds 0 1 --variants "+ style loss" --style-latents clean
 
 ``base``: a random base shows nothing (every fill is noise), so a tiny SD-1.5-shaped base is
@@ -58,7 +59,9 @@ own seed draws masks and noise, so the variants of a seed stay paired image by i
 are kept in the run's folder), also scores the training objective's one-step terms on them
 (``step_noise``, ``step_style``: ``one_step_terms``), and the table gives each measure's mean and
 its paired change against the same seed's noise-only run on the same images: mean, 95 %
-interval, share of images lowered.
+interval, share of images lowered. ``judge --seeds S`` judges only seed S's runs (one judge per
+core, seeds in parallel); ``pool`` prints those per-seed reports as one table, the same as one
+judge over every seed would (each score depends on its run and seed alone).
 """
 
 from __future__ import annotations
@@ -374,13 +377,11 @@ def _baseline(judged: dict, name: str, seed: int, key: str) -> list[float]:
 def judge_stage(args: argparse.Namespace, base: Path) -> None:
     """Every finished run scored per image; the table pairs each variant with the same seed's
     noise-only run image by image (pooled over seeds)."""
-    from paired import paired_difference
-
     paths = _paths(args, base)
     judged: dict[tuple[str, int], dict[str, list[float]]] = {}
     for row in sorted(_finished(args), key=lambda r: r["variant"] != "noise only"):  # its fills first
         wanted = row["variant"] == "noise only" or any(text in row["variant"] for text in args.judge_only)
-        if args.judge_only and not wanted:
+        if (args.judge_only and not wanted) or (args.seeds and row["seed"] not in args.seeds):
             continue
         start = time.perf_counter()
         judged[(row["variant"], row["seed"])] = judge_run(row, args, paths)
@@ -388,20 +389,40 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
     if not judged:
         print(f"no finished runs in {args.out / 'results.jsonl'} (base {args.base}, {args.steps} steps)")
         return
+    only = "-" + "".join(c for c in "".join(args.judge_only) if c.isalnum()) if args.judge_only else ""
+    only += "-seeds" + "-".join(map(str, args.seeds)) if args.seeds else ""
+    report = args.out / f"judged-{args.judge_images}{only}.json"
+    report.write_text(json.dumps({f"{v}|{s}": r for (v, s), r in judged.items()}), encoding="utf-8")
+    print("\n" + judged_table(judged, args.judge_images))
+
+
+def pool_stage(args: argparse.Namespace) -> None:
+    """The table of the per-seed reports of ``judge --seeds S`` (``judged-N*-seeds*.json``) together."""
+    judged: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for report in sorted(args.out.glob(f"judged-{args.judge_images}*-seeds*.json")):
+        for key, scores in json.loads(report.read_text(encoding="utf-8")).items():
+            name, seed = key.rsplit("|", 1)
+            if not args.judge_only or name == "noise only" or any(t in name for t in args.judge_only):
+                judged[(name, int(seed))] = scores
+    print(judged_table(judged, args.judge_images) if judged else f"no per-seed reports in {args.out}")
+
+
+def judged_table(judged: dict[tuple[str, int], dict[str, list[float]]], images: int) -> str:
+    """Markdown: per variant and measure the mean, then the paired change against the same seed's
+    noise-only run on the same images (pooled over seeds: 95 % interval, share lowered). The
+    per-seed reports of ``judge --seeds S`` pool into the table of one run over all seeds, since
+    every score is a function of the run and its seed alone."""
+    from paired import paired_difference
+
     keys = [k for k in dict.fromkeys(k for r in judged.values() for k in r) if ON_BASELINE not in k]
     seeds = sorted({s for _, s in judged})
     names = list(dict.fromkeys(v for v, _ in judged))
-    only = "-" + "".join(c for c in "".join(args.judge_only) if c.isalnum()) if args.judge_only else ""
-    report = args.out / f"judged-{args.judge_images}{only}.json"
-    report.write_text(json.dumps({f"{v}|{s}": r for (v, s), r in judged.items()}), encoding="utf-8")
-    print(
-        f"\n{args.judge_images} held-back photos per seed, seeds {seeds}; per measure the mean, then the paired"
-    )
-    print(
-        "change against the same seed's noise-only run on the same images (95 % CI), and the share it lowers"
-    )
-    print("| variant | " + " | ".join(f"{k} | vs noise only" for k in keys) + " |")
-    print("|---" * (1 + 2 * len(keys)) + "|")
+    lines = [
+        f"{images} held-back photos per seed, seeds {seeds}; per measure the mean, then the paired",
+        "change against the same seed's noise-only run on the same images (95 % CI), and the share it lowers",
+        "| variant | " + " | ".join(f"{k} | vs noise only" for k in keys) + " |",
+        "|---" * (1 + 2 * len(keys)) + "|",
+    ]
     for name in names:
         cells = []
         have = [s for s in seeds if (name, s) in judged and ("noise only", s) in judged]
@@ -417,7 +438,8 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
                 f"{sum(ours) / len(ours):.4g}",
                 f"{100 * d['mean'] / scale:+.2f} % (±{100 * d['ci95'] / scale:.2f}), {100 * d['ours_lower']:.0f} %",
             ]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _cell(values: list[float], fmt: str) -> str:
@@ -515,7 +537,7 @@ def study_stage(args: argparse.Namespace, base: Path) -> list[dict]:
     results_file = args.out / "results.jsonl"
     rows = _finished(args)
     done = {(r["variant"], r["seed"]) for r in rows}
-    for seed in args.seeds:
+    for seed in args.seeds or [0]:
         for name, (edge, style, delta) in variants.items():
             if (name, seed) in done:
                 continue
@@ -534,14 +556,16 @@ def main(argv: list[str] | None = None) -> int:
     from inpaint_studio.models.diffusion.latent_style import STYLE_LATENTS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=("base", "study", "all", "judge"))
+    parser.add_argument("stage", choices=("base", "study", "all", "judge", "pool"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--base", choices=("trained", "random"), default="trained")
     parser.add_argument("--vae-steps", type=int, default=800)
     parser.add_argument("--unet-steps", type=int, default=1500)
     parser.add_argument("--base-batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="study: the seeds to train (0); judge: only these"
+    )
     parser.add_argument("--train-images", type=int, default=512)
     parser.add_argument("--val-images", type=int, default=32)
     parser.add_argument("--resolution", type=int, default=64)
@@ -583,6 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # mta_tiny_base, beside this file
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.stage == "pool":
+        pool_stage(args)
+        return 0
     base = base_stage(args)
     if args.stage in ("study", "all"):
         study_stage(args, base)
