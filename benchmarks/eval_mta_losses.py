@@ -374,14 +374,18 @@ def _baseline(judged: dict, name: str, seed: int, key: str) -> list[float]:
     return run.get(key + ON_BASELINE) or judged[("noise only", seed)].get(key, [])
 
 
+def _wanted(variant: str, judge_only: list[str]) -> bool:
+    """``--judge-only``: the noise-only baseline and the variants naming one of its texts (all without)."""
+    return not judge_only or variant == "noise only" or any(text in variant for text in judge_only)
+
+
 def judge_stage(args: argparse.Namespace, base: Path) -> None:
     """Every finished run scored per image; the table pairs each variant with the same seed's
     noise-only run image by image (pooled over seeds)."""
     paths = _paths(args, base)
     judged: dict[tuple[str, int], dict[str, list[float]]] = {}
     for row in sorted(_finished(args), key=lambda r: r["variant"] != "noise only"):  # its fills first
-        wanted = row["variant"] == "noise only" or any(text in row["variant"] for text in args.judge_only)
-        if (args.judge_only and not wanted) or (args.seeds and row["seed"] not in args.seeds):
+        if not _wanted(row["variant"], args.judge_only) or (args.seeds and row["seed"] not in args.seeds):
             continue
         start = time.perf_counter()
         judged[(row["variant"], row["seed"])] = judge_run(row, args, paths)
@@ -402,16 +406,14 @@ def pool_stage(args: argparse.Namespace) -> None:
     for report in sorted(args.out.glob(f"judged-{args.judge_images}*-seeds*.json")):
         for key, scores in json.loads(report.read_text(encoding="utf-8")).items():
             name, seed = key.rsplit("|", 1)
-            if not args.judge_only or name == "noise only" or any(t in name for t in args.judge_only):
+            if _wanted(name, args.judge_only):
                 judged[(name, int(seed))] = scores
     print(judged_table(judged, args.judge_images) if judged else f"no per-seed reports in {args.out}")
 
 
 def judged_table(judged: dict[tuple[str, int], dict[str, list[float]]], images: int) -> str:
     """Markdown: per variant and measure the mean, then the paired change against the same seed's
-    noise-only run on the same images (pooled over seeds: 95 % interval, share lowered). The
-    per-seed reports of ``judge --seeds S`` pool into the table of one run over all seeds, since
-    every score is a function of the run and its seed alone."""
+    noise-only run on the same images (pooled over seeds: 95 % interval, share lowered)."""
     from paired import paired_difference
 
     keys = [k for k in dict.fromkeys(k for r in judged.values() for k in r) if ON_BASELINE not in k]
