@@ -61,7 +61,9 @@ are kept in the run's folder), also scores the training objective's one-step ter
 its paired change against the same seed's noise-only run on the same images: mean, 95 %
 interval, share of images lowered. ``judge --seeds S`` judges only seed S's runs (one judge per
 core, seeds in parallel); ``pool`` prints those per-seed reports as one table, the same as one
-judge over every seed would (each score depends on its run and seed alone).
+judge over every seed would (each score depends on its run and seed alone). Runs live in
+``runs/<base>-<N>steps/`` and judge reports carry the image count, base and step count in their
+names, so studies of several step counts share one ``--out`` without mixing.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def _config(name: str, seed: int, args: argparse.Namespace, paths: dict, val: st
         manifest=str(paths["train"]),
         val_data=(str(paths[val]),),
         val_images=args.val_images if val == "val" else args.judge_images,
-        out=str(args.out / "runs" / _tag(name, seed)),
+        out=str(args.out / "runs" / f"{args.base}-{args.steps}steps" / _tag(name, seed)),  # kept apart
         resolution=args.resolution,
         batch_size=args.batch_size,
         steps=args.steps,
@@ -393,17 +395,24 @@ def judge_stage(args: argparse.Namespace, base: Path) -> None:
     if not judged:
         print(f"no finished runs in {args.out / 'results.jsonl'} (base {args.base}, {args.steps} steps)")
         return
-    only = "-" + "".join(c for c in "".join(args.judge_only) if c.isalnum()) if args.judge_only else ""
-    only += "-seeds" + "-".join(map(str, args.seeds)) if args.seeds else ""
-    report = args.out / f"judged-{args.judge_images}{only}.json"
+    report = args.out / report_name(args, args.judge_only, args.seeds)
     report.write_text(json.dumps({f"{v}|{s}": r for (v, s), r in judged.items()}), encoding="utf-8")
     print("\n" + judged_table(judged, args.judge_images))
 
 
+def report_name(args: argparse.Namespace, judge_only: list[str], seeds: list[int] | None) -> str:
+    """A judge report's file name: its image count, base and step count (so one ``--out`` can hold
+    several studies), then its ``--judge-only`` texts and ``--seeds``, if any."""
+    only = "-" + "".join(c for c in "".join(judge_only) if c.isalnum()) if judge_only else ""
+    only += "-seeds" + "-".join(map(str, seeds)) if seeds else ""
+    return f"judged-{args.judge_images}-{args.base}-{args.steps}steps{only}.json"
+
+
 def pool_stage(args: argparse.Namespace) -> None:
-    """The table of the per-seed reports of ``judge --seeds S`` (``judged-N*-seeds*.json``) together."""
+    """The table of the per-seed reports of ``judge --seeds S`` with this image count, base and
+    step count, together."""
     judged: dict[tuple[str, int], dict[str, list[float]]] = {}
-    for report in sorted(args.out.glob(f"judged-{args.judge_images}*-seeds*.json")):
+    for report in sorted(args.out.glob(report_name(args, [], None).replace(".json", "*-seeds*.json"))):
         for key, scores in json.loads(report.read_text(encoding="utf-8")).items():
             name, seed = key.rsplit("|", 1)
             if _wanted(name, args.judge_only):
