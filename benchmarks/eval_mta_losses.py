@@ -93,7 +93,9 @@ def _manifest(split: Path, count: int, out: Path) -> Path:
     files = sorted(split.rglob("*.jpg"))
     step = max(1, len(files) // count)
     rows = [{"image": str(f), "caption": caption_of(f)} for f in files[::step][:count]]
-    out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    if not out.is_file() or out.read_text(encoding="utf-8") != text:  # a parallel stage may be reading it
+        out.write_text(text, encoding="utf-8")
     return out
 
 
