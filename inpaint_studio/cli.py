@@ -40,7 +40,6 @@ from .engines import registry
 from .engines.base import BadRequest, Cancelled, EngineError, Preview, Progress, Request, Result, Variant
 from .engines.params import Param
 from .engines.seeds import next_take_seed
-from .engines.weights import store_dir
 
 COMMANDS = ("fill", "engines", "import", "models")
 EXIT_ENGINE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -623,7 +622,10 @@ def cmd_import(argv: Sequence[str]) -> int:
     )
     p.add_argument("engine", help="engine the weights are for")
     p.add_argument("checkpoint", type=Path, help="checkpoint file, or the folder a release unpacked into")
-    p.add_argument("--name", help="name in the model store (default: the file's stem)")
+    p.add_argument(
+        "--name",
+        help="name in the model store (default: the file's stem; a trained RUN/weights: the run's name)",
+    )
     p.add_argument("--out", type=Path, help="write the weights folder here instead of the model store")
     args = p.parse_args(argv)
     try:
@@ -641,11 +643,15 @@ def cmd_import(argv: Sequence[str]) -> int:
     elif not source.is_file():
         raise UsageError(f"{source} is not a regular file (a pipe or device)")
     _check_environment()
-    dest = args.out or store_dir(cls.info.id) / (args.name or source.stem)
+    from .hub.install import ImportFailed
+    from .model_import import destination, import_checkpoint, weights_folder_engine
+
+    try:
+        dest = args.out or destination(cls.info.id, source, args.name)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if dest.exists() and not dest.is_dir():
         raise UsageError(f"{dest} exists and is not a folder")
-    from .hub.install import ImportFailed
-    from .model_import import import_checkpoint
 
     try:
         with sigterm_cleanup():
@@ -659,6 +665,10 @@ def cmd_import(argv: Sequence[str]) -> int:
             raise
         raise UsageError(f"cannot import {source.name}: {_first_line(err)}") from None
     print(written)
+    part = weights_folder_engine(written)  # a part (asuka-decoder) is judged with the engine's other parts
+    avail = cls.availability(None if part not in (None, cls.info.id) else written)
+    if avail.reason:  # what the engine still needs, e.g. a trained branch's base model on this computer
+        print(f"inpaint-studio: note: {avail.reason}", file=sys.stderr)
     return 0
 
 

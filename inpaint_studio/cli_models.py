@@ -46,8 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     im = sub.add_parser("import", help="convert a checkpoint you already have into the model store")
     im.add_argument("target", help="engine id (or `mae`)")
-    im.add_argument("file", type=Path, help="checkpoint file, or the folder a release unpacked into")
-    im.add_argument("--name", help="name in the store (default: the file's stem)")
+    im.add_argument(
+        "file",
+        type=Path,
+        help="checkpoint file, the folder a release unpacked into, or a trained RUN/weights",
+    )
+    im.add_argument(
+        "--name", help="name in the store (default: the file's stem; RUN/weights: the run's name)"
+    )
     rm = sub.add_parser("remove", help="delete installed weights (and their raw download)")
     rm.add_argument("engine")
     rm.add_argument("name")
@@ -235,13 +241,13 @@ def cmd_download(
 
 # ------------------------------------------------------------------------------------ import / remove
 def cmd_import(target: str, file: Path, name: str | None) -> int:
-    from .model_import import import_checkpoint
+    from .model_import import destination, import_checkpoint
 
     if not file.exists():
         _err(f"{file}: no such file or folder")
         return EXIT_USAGE
     try:
-        dest = store.weights_dir(target, name or file.stem)
+        dest = destination(target, file, name)
         written = import_checkpoint(target, file, dest)
     except ValueError as err:
         _err(str(err))

@@ -6,6 +6,10 @@ part that engines build on and whose bundle lives under the same name in the sto
 official MAE checkpoints), ``asuka-prior`` (ASUKA's ``mae_300.pth``), ``mta`` (a BrushNet branch),
 ``sd15`` (a Stable Diffusion 1.5 checkpoint, placed where the sd15 engine looks).
 An engine's own importer wins over a part importer of the same name.
+
+A weights folder that inpaint-studio itself wrote (``RUN/weights`` from ``inpaint-studio-train`` on
+another machine, or a folder copied out of someone's model store) is not converted but checked and
+copied, under the engine it names: the trained-on-a-GPU-box, used-on-the-laptop case.
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ from .engines import registry
 from .engines.base import Engine, EngineError
 from .hub.catalogue import builtin
 from .hub.install import ImportFailed, NoImporter
+from .hub.store import CHECKSUMS_NAME, weights_dir
+from .models.bundle import BASE_MODEL_KEY, CONFIG_NAME, BundleError, is_bundle, read_config
+
+EXPORT_FOLDER = "weights"  # what the trainer calls a run's export: RUN/weights
+GENERIC_STEMS = ("model", "diffusion_pytorch_model", "pytorch_model")  # weight files named by their folder
+
+
+class WeightsFolderRefused(ImportFailed, ValueError):
+    """An inpaint-studio weights folder that cannot go into the store as it is: the input's fault
+    (another engine's, incomplete, damaged, or its name taken), so the CLI exits 2."""
 
 
 def _mae(source: Path, dest: Path) -> Path:
@@ -92,6 +106,8 @@ def import_checkpoint(target: str, source: str | Path, dest: str | Path) -> Path
     importer (yet), :class:`ImportFailed` when the checkpoint is refused.
     """
     source, dest = Path(source), Path(dest)
+    if weights_folder_engine(source) is not None:
+        return copy_weights_folder(target, source, dest)
     cls = _engine_importer(target)
     if cls is not None:
         try:
@@ -110,3 +126,116 @@ def import_checkpoint(target: str, source: str | Path, dest: str | Path) -> Path
     if target in {e.import_target for e in builtin()}:  # a catalogue target whose engine is not built yet
         raise NoImporter(f"this build has no {target} engine yet")
     raise ValueError(f"unknown import target {target!r}; choose one of {', '.join(import_targets())}")
+
+
+def import_engine_weights(cls: type[Engine], source: str | Path, dest: str | Path) -> Path:
+    """What the engine panel's Import… runs: an inpaint-studio weights folder is copied, anything
+    else goes to the engine's own importer."""
+    source, dest = Path(source), Path(dest)
+    if weights_folder_engine(source) is not None:
+        return copy_weights_folder(cls.info.id, source, dest)
+    try:
+        return Path(cls.import_weights(source, dest))
+    except EngineError as err:
+        raise ImportFailed(str(err)) from err
+
+
+# ------------------------------------------------------------------ inpaint-studio's own weights folders
+def weights_folder_engine(source: Path) -> str | None:
+    """The engine an inpaint-studio weights folder is for; None for anything else (a public
+    checkpoint folder's ``config.json`` names no engine and no format)."""
+    if not is_bundle(source):
+        return None
+    try:
+        config = read_config(source)
+    except BundleError:
+        return None
+    engine = config.get("engine")
+    return engine if isinstance(engine, str) and engine and "format" in config else None
+
+
+def store_name(source: Path) -> str:
+    """The default name in the model store: a file's stem, a folder's name; a trainer's export
+    ``RUN/weights`` is named after its run, a weight file with a generic name after its folder."""
+    source = Path(source).absolute()
+    if source.is_dir():
+        return source.parent.name if source.name == EXPORT_FOLDER and source.parent.name else source.name
+    return source.parent.name if source.stem in GENERIC_STEMS and source.parent.name else source.stem
+
+
+def destination(target: str, source: Path, name: str | None = None) -> Path:
+    """Where ``import`` writes ``source``: ``models/<engine>/<name>``, the engine being the one an
+    inpaint-studio weights folder names when it belongs to ``target`` (a part such as
+    ``asuka-decoder`` lives under its own name), else ``target``."""
+    engine = weights_folder_engine(Path(source))
+    section = engine if engine is not None and _belongs_to(engine, target) else target
+    return weights_dir(section, name or store_name(Path(source)))
+
+
+def _belongs_to(engine: str, target: str) -> bool:
+    """``asuka-prior`` belongs to ``asuka``, ``maskgit-vqgan`` to ``maskgit``: the store's naming."""
+    return engine == target or engine.startswith(f"{target}-")
+
+
+def copy_weights_folder(target: str, source: Path, dest: Path) -> Path:
+    """Check an inpaint-studio weights folder made for ``target`` and copy it to ``dest``.
+
+    Every ``.safetensors`` file is opened (a truncated copy is refused, not installed); the copy is
+    written beside ``dest`` and renamed into place, so the app never sees half a folder; an existing
+    non-empty ``dest`` is never replaced. A base model named by a relative path is rewritten as an
+    absolute one, so the copy still finds it.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    engine = weights_folder_engine(source)
+    if engine is None or not _belongs_to(engine, target):
+        raise WeightsFolderRefused(
+            f"{source} holds weights for {engine}, not {target}: "
+            f"import it with `inpaint-studio models import {engine} {source}`"
+        )
+    source, dest = source.absolute(), dest.absolute()
+    if source.resolve() == dest.resolve():
+        return dest  # already where it belongs
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise WeightsFolderRefused(
+            f"{dest} already holds weights: give another name (--name) or remove it with "
+            f"`inpaint-studio models remove {dest.parent.name} {dest.name}`"
+        )
+    config = read_config(source)
+    parts = config.get("parts")
+    files = [source / f"{p}.safetensors" for p in parts] if isinstance(parts, list) else []
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise WeightsFolderRefused(f"{source} is incomplete: {', '.join(missing)} missing")
+    for file in sorted({*files, *source.glob("*.safetensors")}):
+        try:
+            with safe_open(str(file), "pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError) as err:
+            raise WeightsFolderRefused(f"{file} is damaged ({err}): copy it again") from None
+    tmp = dest.parent / f".{dest.name}.importing"
+    shutil.rmtree(tmp, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(CHECKSUMS_NAME, ".*.tmp"))
+        _absolute_base_model(config, source, tmp)
+        os.utime(tmp / CONFIG_NAME)  # the store's "newest" is the latest to arrive, not the oldest trained
+        if dest.exists():
+            dest.rmdir()  # empty: checked above
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _absolute_base_model(config: dict, source: Path, copy: Path) -> None:
+    ref = config.get(BASE_MODEL_KEY)
+    if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
+        return
+    named = Path(ref["path"]).expanduser()
+    if named.is_absolute():
+        return
+    resolved = (source / named).resolve()
+    config = {**config, BASE_MODEL_KEY: {**ref, "path": str(resolved)}}
+    (copy / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")

@@ -204,6 +204,29 @@ def test_batch_shows_a_counter_with_eta_on_a_terminal(tmp_path, capsys, monkeypa
     assert "3/3" in err and "<" in err  # tqdm's n/N and its elapsed<remaining estimate
 
 
+def test_import_of_a_branch_trained_on_another_computer(tmp_path, capsys):
+    """RUN/weights copied over from a GPU box: into the store under the run's name, with a note that its
+    base model is not here; the same folder for another engine is bad input (exit 2, one line)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from inpaint_studio.core import paths
+    from inpaint_studio.models.bundle import save_bundle
+
+    run = tmp_path / "mugs-gpu-run"
+    extra = {"base_model": {"path": "/gpu-box/models/sd15", "kind": "sd15"}}
+    save_bundle(run / "weights", "mta", {"edge_head": True}, {"w": torch.zeros(3)}, extra)
+    assert main(["import", "mta", str(run / "weights")]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(paths.engine_models_dir("mta") / "mugs-gpu-run")
+    assert err.strip().splitlines() == [err.strip()] and "note:" in err and "/gpu-box/models/sd15" in err
+    assert "base_model" in err
+    assert main(["import", "mta", str(run / "weights")]) == 2  # the name is taken: nothing replaced
+    assert main(["import", "mat", str(run / "weights")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 2
+    assert "already holds weights" in err and "weights for mta, not mat" in err
+
+
 def test_import_of_a_non_checkpoint_and_an_empty_folder(tmp_path, capsys):
     (tmp_path / "notes.pth").write_text("hello")
     assert main(["import", "mat", str(tmp_path / "notes.pth"), "--out", str(tmp_path / "w")]) == 2

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..models.bundle import BundleError, base_model_of, read_config
+from ..models.bundle import BundleError, named_base_model, read_config
 from ..models.components import ComponentKey, shared_cache
 from .base import (
     Availability,
@@ -119,11 +119,18 @@ class MtaEngine(LatentEngine):
             return Availability(False, f"{TITLE} {libraries}")
         try:
             branch = find_branch(weights)
-            base = base_model_of(branch)
+            base = named_base_model(branch)
         except (WeightsMissing, BundleError) as err:
             return Availability(False, str(err))
-        if base is None:  # the base_model setting, not known here, must name it
+        # the base_model setting, not known here, can name it: runnable, with a note saying what to set
+        if base is None:
             return Availability(True, f"{branch} names no base model: {BASE_HINT}", weights=branch)
+        if not base[0].exists():  # trained on another computer, or the model moved
+            return Availability(
+                True,
+                f"the base model {base[0]} that {branch} names is not on this computer: {BASE_HINT}",
+                branch,
+            )
         return Availability(True, weights=branch)
 
     @classmethod
@@ -241,7 +248,7 @@ def find_base(branch: Path, base_model: str = "") -> Any:
         path = Path(base_model).expanduser()
     else:
         try:
-            named = base_model_of(branch)
+            named = named_base_model(branch)
         except BundleError as err:
             raise WeightsMissing(str(err)) from None
         if named is None:

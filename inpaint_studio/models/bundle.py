@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,19 +106,28 @@ def base_model_of(folder: str | Path) -> tuple[Path, str] | None:
     when the base model is no longer where the bundle says.
     """
     folder = Path(folder)
+    named = named_base_model(folder)
+    if named is None:
+        return None
+    path = named[0]
+    if not path.exists():
+        raise BundleError(
+            f"{folder} uses the base model {path}, which is not there any more: put it back or point "
+            f"the bundle's {CONFIG_NAME} '{BASE_MODEL_KEY}' at its new place"
+        )
+    return named
+
+
+def named_base_model(folder: str | Path) -> tuple[Path, str] | None:
+    """The base model a bundle names, as (path, kind), whether or not it is there; None when it names none."""
+    folder = Path(folder)
     ref = read_config(folder).get(BASE_MODEL_KEY)
     if not ref:
         return None
     if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
         raise BundleError(f"{folder / CONFIG_NAME}: {BASE_MODEL_KEY} must be {{'path': ..., 'kind': ...}}")
     path = Path(ref["path"]).expanduser()
-    path = path if path.is_absolute() else (folder / path)
-    if not path.exists():
-        raise BundleError(
-            f"{folder} uses the base model {path}, which is not there any more: put it back or point "
-            f"the bundle's {CONFIG_NAME} '{BASE_MODEL_KEY}' at its new place"
-        )
-    return path, str(ref.get("kind", ""))
+    return (path if path.is_absolute() else folder / path), str(ref.get("kind", ""))
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
@@ -157,5 +167,16 @@ def list_bundles(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if is_bundle(p)]
-    return sorted(found, key=lambda p: (p / CONFIG_NAME).stat().st_mtime, reverse=True)
+    return newest_first(p for p in root.iterdir() if is_bundle(p))
+
+
+def newest_first(folders: Iterable[Path]) -> list[Path]:
+    """Weights folders by arrival, newest first: when their ``config.json`` was written (the last file
+    of a bundle, and what an import stamps), else the folder's own time. The engines' "newest" and the
+    app's weights picker both sort this way, so the picker's "Newest" is the folder the engine uses."""
+
+    def arrived(folder: Path) -> tuple[float, str]:
+        config = folder / CONFIG_NAME
+        return ((config if config.is_file() else folder).stat().st_mtime, folder.name)
+
+    return sorted(folders, key=arrived, reverse=True)

@@ -92,12 +92,12 @@ class EngineCatalog:
         """The weights folders in the model store for an engine, newest first (the one used
         when the person picked none)."""
         from ..engines.weights import store_dir
+        from ..models.bundle import newest_first
 
         folder = store_dir(engine_id)
         if not folder.is_dir():
             return []
-        found = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
-        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+        return newest_first(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def forget(self, engine_id: str | None = None) -> None:
         """Drop cached engine objects (and their models), of one engine or all."""

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -87,15 +88,34 @@ class EnginePanel(QWidget):
             "Which weights this engine uses (the newest in the model store by default)"
         )
         self.weights_combo.activated.connect(self._on_weights_picked)
+        self.import_menu = QMenu(self)
+        self.import_menu.addAction("Checkpoint file…", lambda: self.import_checkpoint(folder=False))
+        self.import_menu.addAction(
+            "Folder (a release, or a trained RUN/weights)…", lambda: self.import_checkpoint(folder=True)
+        )
+        self.import_more = QToolButton(self)  # more weights for an engine that already runs
+        theme.set_icon(self.import_more, "mdi6.file-import-outline")
+        self.import_more.setToolTip(
+            "Import weights: a checkpoint file, or a folder (a release, or a trained RUN/weights)"
+        )
+        self.import_more.setAutoRaise(True)
+        self.import_more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.import_more.setMenu(self.import_menu)
         self.weights_row = QWidget(self)
         wr = QHBoxLayout(self.weights_row)
         wr.setContentsMargins(0, 0, 0, 0)
         wr.addWidget(QLabel("Weights", self.weights_row))
         wr.addWidget(self.weights_combo, 1)
+        wr.addWidget(self.import_more)
 
         self.description = QLabel(self)
         self.description.setWordWrap(True)
         self.description.setEnabled(False)
+        # an engine that runs but wants something set first (e.g. MTA's base model moved away)
+        self.note = QLabel(self)
+        self.note.setWordWrap(True)
+        self.note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.note.hide()
 
         # what is wrong, and how to fix it
         self.fix_box = QFrame(self)
@@ -108,12 +128,14 @@ class EnginePanel(QWidget):
         self.weights_button.clicked.connect(self.choose_weights_folder)
         self.import_button = QPushButton("Import…")
         theme.set_icon(self.import_button, "mdi6.file-import-outline")
-        self.import_button.clicked.connect(self.import_checkpoint)
+        self.import_button.setMenu(self.import_menu)
         self.train_button = QPushButton("How to train…")
         theme.set_icon(self.train_button, "mdi6.school-outline")
         self.train_button.clicked.connect(self.show_training)
         self.weights_button.setToolTip("Use the weights in a folder you choose")
-        self.import_button.setToolTip("Import a public checkpoint you have (converted into the model store)")
+        self.import_button.setToolTip(
+            "Import a public checkpoint you have (converted into the model store), or weights trained elsewhere"
+        )
         self.source_label = QLabel(self.fix_box)  # where the public checkpoint comes from
         self.source_label.setWordWrap(True)
         self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -216,6 +238,7 @@ class EnginePanel(QWidget):
         body = QVBoxLayout(content)
         body.setContentsMargins(0, 0, 0, 0)
         body.addWidget(self.description)
+        body.addWidget(self.note)
         body.addWidget(self.fix_box)
         body.addWidget(self.weights_label)
         body.addWidget(self.prompt_label)
@@ -316,6 +339,9 @@ class EnginePanel(QWidget):
         ok = bool(entry and entry.availability.ok)
         self.description.setText(info.description if info else "")
         self.fix_box.setVisible(entry is not None and not ok)
+        note = entry.availability.reason if entry is not None and ok else ""
+        self.note.setVisible(bool(note))
+        self.note.setText(f"<b>Note:</b> {_html(note)}" if note else "")
         if entry is not None and not ok:
             self.reason.setText(f"<b>{entry.title} cannot run.</b><br>{_html(entry.availability.reason)}")
             needs = bool(info and info.needs_weights)
@@ -373,6 +399,7 @@ class EnginePanel(QWidget):
         combo.setCurrentIndex(max(0, combo.findData(chosen or "")))
         combo.blockSignals(False)
         self.weights_row.setVisible(needs and (bool(folders) or bool(chosen)))
+        self.import_more.setVisible(entry is not None and entry.engine_class is not None)
 
     def _on_weights_picked(self, index: int) -> None:
         folder = self.weights_combo.itemData(index) or None
@@ -489,35 +516,55 @@ class EnginePanel(QWidget):
         dialog.fileSelected.connect(lambda folder: self.set_weights_folder(engine_id, folder))
         dialog.open()
 
-    def import_checkpoint(self) -> None:
+    def import_checkpoint(self, folder: bool = False) -> None:
+        """Ask for a checkpoint file, or a folder (a release unpacked, or weights trained elsewhere)."""
         entry = self.entry
         if entry is None or entry.engine_class is None:
             return
-        dialog = QFileDialog(self, f"Import a {entry.title} checkpoint", str(Path.home()))
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.setNameFilter("Checkpoints (*.pkl *.pth *.pt *.ckpt *.safetensors);;All files (*)")
+        what = "folder" if folder else "checkpoint"
+        dialog = QFileDialog(self, f"Import a {entry.title} {what}", str(Path.home()))
+        if folder:
+            dialog.setFileMode(QFileDialog.FileMode.Directory)
+            dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        else:
+            dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+            dialog.setNameFilter("Checkpoints (*.pkl *.pth *.pt *.ckpt *.safetensors);;All files (*)")
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.fileSelected.connect(lambda f: self.run_import(entry, Path(f)))
         dialog.open()
 
     def run_import(self, entry: CatalogEntry, source: Path) -> None:
-        """Convert ``source`` into the model store on a background thread."""
+        """Convert ``source`` into the model store on a background thread (weights inpaint-studio
+        trained elsewhere are checked and copied)."""
+        from ..model_import import destination, import_engine_weights
+
         assert entry.engine_class is not None
-        dest = paths.engine_models_dir(entry.id) / source.stem
+        try:
+            dest = destination(entry.id, source)
+        except ValueError as err:
+            self.reason.setText(f"<b>Import failed.</b><br>{_html(str(err))}")
+            return
         self.import_button.setEnabled(False)
+        self.import_more.setEnabled(False)
         self.reason.setText(f"Importing {source.name}…")
         cls = entry.engine_class
 
         def done(result, error) -> None:
             self.import_button.setEnabled(True)
+            self.import_more.setEnabled(True)
             if error is not None:
                 self.refresh(keep=True)
-                self.reason.setText(f"<b>Import failed.</b><br>{_html(str(error))}")
+                if self.fix_box.isVisibleTo(self):
+                    self.reason.setText(f"<b>Import failed.</b><br>{_html(str(error))}")
+                else:  # the engine runs on other weights: the fix box is hidden, so say it in a box
+                    box = QMessageBox(QMessageBox.Icon.Warning, "Import failed", str(error), parent=self)
+                    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+                    box.open()
                 return
             self.set_weights_folder(entry.id, None)  # the store's newest bundle is used
             self.refresh(keep=True)
 
-        self._import_thread = run_in_thread(lambda: cls.import_weights(source, dest), done)
+        self._import_thread = run_in_thread(lambda: import_engine_weights(cls, source, dest), done)
 
     def show_training(self) -> None:
         entry = self.entry

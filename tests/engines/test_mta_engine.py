@@ -128,8 +128,15 @@ def test_base_model_missing_moved_or_wrong_kind(tiny, tmp_path):
     moved_base = shutil.copytree(tiny["base"], tmp_path / "base_copy")
     moved = _save_branch(tiny["module"], tmp_path / "moved", moved_base)
     shutil.rmtree(moved_base)
-    avail = describe("mta", moved).availability
-    assert not avail.ok and "not there any more" in avail.reason
+    avail = describe("mta", moved).availability  # trained elsewhere or moved: runs once the setting names it
+    assert avail.ok and "not on this computer" in avail.reason and "base_model" in avail.reason
+    with pytest.raises(WeightsMissing, match="base_copy.*base_model"):
+        _events(create("mta", weights=moved), _request())
+    assert _final(_events(create("mta", weights=moved), _request(base_model=str(tiny["base"])))).shape == (
+        64,
+        64,
+        3,
+    )
 
     inpainting = sd_tiny.save_folder(sd_tiny.tiny_parts(9), tmp_path / "inpainting")
     with pytest.raises(EngineError, match="inpainting model"):

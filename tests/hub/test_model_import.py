@@ -40,3 +40,77 @@ def test_engines_without_an_importer_and_unknown_targets(tmp_path):
         import_checkpoint("classical", tmp_path / "x.pkl", tmp_path / "out")
     with pytest.raises(ValueError, match="unknown import target"):
         import_checkpoint("nope", tmp_path / "x.pkl", tmp_path / "out")
+
+
+# ------------------------------------------------------------------ weights folders inpaint-studio wrote
+def _export(run, engine="mat", base=None):
+    """A trainer-style export ``RUN/weights`` with two parts (and the store's checksum cache beside them)."""
+    torch = pytest.importorskip("torch")
+    from inpaint_studio.models.bundle import save_bundle
+
+    extra = {"trained": {"steps": 3}}
+    if base is not None:
+        extra["base_model"] = {"path": base, "kind": "sd15"}
+    parts = {"model": {"w": torch.arange(6.0)}, "ema": {"w": torch.ones(2)}}
+    folder = save_bundle(run / "weights", engine, {"width": 2}, parts, extra)
+    (folder / ".checksums.json").write_text("{}")
+    return folder
+
+
+def test_a_trained_export_is_checked_and_copied_under_its_run_name(tmp_path):
+    from inpaint_studio.model_import import destination
+    from inpaint_studio.models.bundle import load_bundle
+
+    (tmp_path / "base").mkdir()
+    export = _export(tmp_path / "shop-run", base="../../base")  # relative: to the export folder
+    dest = destination("mat", export)
+    assert dest.parts[-3:] == ("models", "mat", "shop-run")
+    written = import_checkpoint("mat", export, dest)
+    assert written == dest and load_bundle(written, engine="mat").parts["ema"]["w"].tolist() == [1.0, 1.0]
+    assert (written / "model.safetensors").read_bytes() == (export / "model.safetensors").read_bytes()
+    assert not (written / ".checksums.json").exists()  # the cache is the store's to rebuild
+    config = json.loads((written / "config.json").read_text())
+    assert config["base_model"]["path"] == str((tmp_path / "base").resolve())  # still found from the copy
+    assert config["trained"] == {"steps": 3}
+    assert not any(p.name.startswith(".") for p in dest.parent.iterdir())  # no half-copy left beside it
+
+
+def test_a_weights_folder_the_store_cannot_take_as_it_is_is_refused_and_nothing_is_replaced(tmp_path):
+    from inpaint_studio.model_import import WeightsFolderRefused, destination
+
+    export = _export(tmp_path / "run")
+    with pytest.raises(WeightsFolderRefused, match="weights for mat, not mta.*models import mat"):
+        import_checkpoint("mta", export, tmp_path / "out")
+    taken = tmp_path / "store" / "mat" / "run"
+    taken.mkdir(parents=True)
+    (taken / "config.json").write_text("mine")
+    with pytest.raises(WeightsFolderRefused, match="already holds weights.*--name"):
+        import_checkpoint("mat", export, taken)
+    assert (taken / "config.json").read_text() == "mine"
+    data = (export / "ema.safetensors").read_bytes()
+    (export / "ema.safetensors").write_bytes(data[:-4])  # a copy cut short
+    with pytest.raises(WeightsFolderRefused, match="ema.safetensors is damaged"):
+        import_checkpoint("mat", export, tmp_path / "out")
+    (export / "ema.safetensors").unlink()
+    with pytest.raises(WeightsFolderRefused, match="incomplete: ema.safetensors missing"):
+        import_checkpoint("mat", export, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert isinstance(WeightsFolderRefused("x"), ValueError)  # the CLI's exit 2: the input's fault
+    with pytest.raises(ValueError, match="not a valid name"):
+        destination("mat", export, "../elsewhere")
+
+
+def test_an_engine_part_goes_under_its_own_name_and_generic_files_take_their_folder_name(tmp_path):
+    from inpaint_studio.model_import import destination, store_name
+
+    part = _export(tmp_path / "decoder-run", engine="asuka-decoder")
+    assert destination("asuka", part).parts[-2:] == ("asuka-decoder", "decoder-run")
+    assert import_checkpoint("asuka", part, destination("asuka", part)).is_dir()
+    ckpt = tmp_path / "segmentation_mask_brushnet_ckpt"
+    ckpt.mkdir()
+    (ckpt / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    (ckpt / "config.json").write_text(json.dumps({"_class_name": "BrushNetModel"}))  # a public folder
+    assert store_name(ckpt / "diffusion_pytorch_model.safetensors") == "segmentation_mask_brushnet_ckpt"
+    assert store_name(ckpt) == "segmentation_mask_brushnet_ckpt"
+    assert store_name(tmp_path / "big-lama.pt") == "big-lama"
+    assert destination("mta", ckpt).parts[-2:] == ("mta", "segmentation_mask_brushnet_ckpt")

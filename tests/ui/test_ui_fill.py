@@ -290,6 +290,73 @@ def test_importing_a_checkpoint_runs_in_the_background_and_enables_the_engine(wi
     assert panel.engine_id == "needsweights" and not panel.fix_box.isVisibleTo(panel)
 
 
+def test_weights_trained_elsewhere_import_as_a_folder_under_the_run_name(
+    window, qtbot, tmp_path, monkeypatch
+):
+    import os
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from inpaint_studio.core import paths
+
+    panel = window.engine_panel
+    panel.select("needsweights")
+    opened = []
+    monkeypatch.setattr(QFileDialog, "open", lambda self, *a: opened.append(self.fileMode()))
+    actions = panel.import_button.menu().actions()
+    assert [a.text() for a in actions] == [
+        "Checkpoint file…",
+        "Folder (a release, or a trained RUN/weights)…",
+    ]
+    for action in actions:
+        action.trigger()
+    assert opened == [QFileDialog.FileMode.ExistingFile, QFileDialog.FileMode.Directory]
+    export = tmp_path / "shop-gpu-run" / "weights"  # what inpaint-studio-train wrote on another computer
+    export.mkdir(parents=True)
+    (export / "config.json").write_text('{"engine": "needsweights", "format": 1, "arch": {}, "parts": []}')
+    (export / "weights.ok").write_text("ok")
+    panel.run_import(panel.entry, export)
+    qtbot.waitUntil(lambda: window.act_fill.isEnabled(), timeout=5000)
+    assert (paths.engine_models_dir("needsweights") / "shop-gpu-run" / "weights.ok").is_file()
+    # the engine runs now: more weights come in through the button beside the weights picker
+    assert panel.import_more.isVisibleTo(panel) and panel.import_more.menu() is panel.import_button.menu()
+    older = paths.engine_models_dir("needsweights") / "older"
+    older.mkdir()
+    (older / "weights.ok").write_text("ok")
+    (older / "config.json").write_text("{}")
+    os.utime(older / "config.json", (time.time() - 5,) * 2)
+    taken = shutil.copytree(export, tmp_path / "elsewhere" / "shop-gpu-run")
+    panel.run_import(panel.entry, taken)  # the name is taken: nothing is replaced, and a box says so
+    qtbot.waitUntil(lambda: panel.import_more.isEnabled(), timeout=5000)
+    boxes = [b for b in panel.findChildren(QMessageBox) if b.isVisible()]
+    assert len(boxes) == 1 and "already holds weights" in boxes[0].text()
+    boxes[0].close()
+    assert (paths.engine_models_dir("needsweights") / "shop-gpu-run" / "weights.ok").read_text() == "ok"
+    again = shutil.copytree(export, tmp_path / "again" / "weights")
+    os.utime(again / "config.json", (1e9, 1e9))  # trained long ago, imported now: the newest arrival
+    panel.run_import(panel.entry, again)
+    qtbot.waitUntil(lambda: panel.import_more.isEnabled(), timeout=5000)
+    assert window.catalog.weights_choices("needsweights")[0].name == "again"
+
+
+def test_an_engine_that_runs_with_a_note_shows_it(window, monkeypatch):
+    from ui_fakes import NeedsWeightsEngine
+
+    from inpaint_studio.engines.base import Availability
+
+    note = "the base model /gpu-box/sd15 that the branch names is not on this computer: set base_model"
+    monkeypatch.setattr(
+        NeedsWeightsEngine, "availability", classmethod(lambda cls, weights=None: Availability(True, note))
+    )
+    panel = window.engine_panel
+    panel.refresh(select="needsweights")
+    assert window.act_fill.isEnabled() and not panel.fix_box.isVisibleTo(panel)
+    assert panel.note.isVisibleTo(panel) and "not on this computer" in panel.note.text()
+    panel.select("classical")
+    assert not panel.note.isVisibleTo(panel)
+
+
 def test_opening_another_picture_cancels_the_running_fill(window, qtbot):
     from ui_helpers import photo
 
