@@ -96,7 +96,7 @@ class MtaEngine(LatentEngine):
             ),
             Param(
                 "base_model",
-                "str",
+                "path",
                 "",
                 help="your SD-1.5 text-to-image model (folder or file); empty: the one the branch names",
             ),

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ParamKind = Literal["int", "float", "bool", "choice", "str"]
+ParamKind = Literal["int", "float", "bool", "choice", "str", "path"]  # path: a file or folder, empty for none
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -53,6 +53,8 @@ class Param:
             return out
         if self.kind == "str":
             return str(value)
+        if self.kind == "path":  # a pasted path often brings a stray space or newline with it
+            return str(value).strip()
         if self.kind == "bool":
             if isinstance(value, str):
                 low = value.strip().lower()

@@ -1,6 +1,7 @@
 """A settings form generated from an engine's parameter schema (the same schema the CLI's
 ``--set NAME=VALUE`` flags come from): numbers with bounds get a slider and a spin box,
-choices a combo box, flags a check box, text a line edit. Help texts become tooltips."""
+choices a combo box, flags a check box, text a line edit, a path a line edit with a Browse menu (a
+file or a folder: a Stable Diffusion model is either). Help texts become tooltips."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QSlider,
     QSpinBox,
     QToolButton,
@@ -34,7 +37,8 @@ class _Field:
 
     def __init__(self, param: Param, on_change) -> None:
         self.param = param
-        self._on_change = on_change
+        # editors' signals carry their value (textChanged(str), toggled(bool)); ``on_change`` takes none
+        self._on_change = lambda *_value: on_change()
         self.widget = self._build()
         self.widget.setToolTip(param.help)
 
@@ -49,10 +53,10 @@ class _Field:
             self.editor.addItems(list(p.choices))
             self.editor.currentIndexChanged.connect(self._on_change)
             return self.editor
-        if p.kind == "str":
+        if p.kind in ("str", "path"):
             self.editor = QLineEdit()
             self.editor.textChanged.connect(self._on_change)
-            return self.editor
+            return self.editor if p.kind == "str" else self._with_browse(self.editor)
         if p.kind == "int":
             self.editor = QSpinBox()
             self.editor.setRange(
@@ -89,6 +93,34 @@ class _Field:
         self.editor.setMinimumWidth(70)
         return box
 
+    def _with_browse(self, edit: QLineEdit) -> QWidget:
+        edit.setPlaceholderText("none")
+        edit.setClearButtonEnabled(True)
+        self.browse = QToolButton()
+        self.browse.setText("…")
+        self.browse.setToolTip(f"Choose the {self.param.title.lower()}")
+        self.browse.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.browse)
+        menu.addAction("File…", lambda: self._browse(folder=False))
+        menu.addAction("Folder…", lambda: self._browse(folder=True))
+        self.browse.setMenu(menu)
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(edit, 1)
+        row.addWidget(self.browse)
+        return box
+
+    def _browse(self, folder: bool) -> None:
+        title = f"Choose the {self.param.title.lower()}"
+        start = self.editor.text().strip()
+        if folder:
+            chosen = QFileDialog.getExistingDirectory(self.widget, title, start)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self.widget, title, start)
+        if chosen:
+            self.editor.setText(chosen)  # textChanged: saved and used like a typed path
+
     def _slider_changed(self, v: int) -> None:
         p = self.param
         value = v if p.kind == "int" else p.minimum + (p.maximum - p.minimum) * v / SLIDER_STEPS
@@ -123,6 +155,8 @@ class _Field:
             return self.editor.currentText()
         if p.kind == "str":
             return self.editor.text()
+        if p.kind == "path":
+            return p.coerce(self.editor.text())
         return int(self.editor.value()) if p.kind == "int" else float(self.editor.value())
 
     def set(self, value: Any) -> None:
@@ -137,7 +171,7 @@ class _Field:
                 self.editor.setChecked(bool(value))
             elif p.kind == "choice":
                 self.editor.setCurrentIndex(max(0, list(p.choices).index(value)))
-            elif p.kind == "str":
+            elif p.kind in ("str", "path"):
                 self.editor.setText(str(value))
             else:
                 self.editor.setValue(value)

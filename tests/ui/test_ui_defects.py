@@ -254,6 +254,51 @@ def test_internal_settings_sit_under_advanced(qtbot):
     form.close()
 
 
+def test_every_kind_of_setting_is_remembered_when_changed(window):
+    """Choices, flags and text used to reach the form's ``changed`` with their value and raise there
+    (``changed() only accepts 0 arguments``): only numbers were saved."""
+    panel = window.engine_panel
+    panel.select("mta")
+    form = panel.form
+    form.editor("scheduler").setCurrentText("ddim")
+    form.editor("color_match").setChecked(not form.values()["color_match"])
+    form.editor("base_model").setText("/models/sd15")
+    form.editor("steps").setValue(31)
+    saved = window.settings.get_json("engine/params/mta", {})
+    assert saved["scheduler"] == "ddim" and saved["color_match"] == form.values()["color_match"]
+    assert saved["base_model"] == "/models/sd15" and saved["steps"] == 31
+    panel.select("classical")
+    panel.select("mta")
+    assert form.values()["scheduler"] == "ddim" and form.values()["base_model"] == "/models/sd15"
+
+
+def test_a_path_setting_is_browsed_for_as_a_file_or_a_folder(qtbot, tmp_path, monkeypatch):
+    from inpaint_studio.engines.mta import MtaEngine
+    from inpaint_studio.ui.param_form import ParamForm
+
+    form = ParamForm()
+    qtbot.addWidget(form)
+    form.set_schema(MtaEngine.info.params)
+    changes = []
+    form.changed.connect(lambda: changes.append(form.values()["base_model"]))
+    field = form._fields["base_model"]
+    folder, file = tmp_path / "sd15-diffusers", tmp_path / "v1-5-pruned-emaonly.safetensors"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(file), ""))
+    browse = field.browse.menu().actions()
+    assert [a.text() for a in browse] == ["File…", "Folder…"]
+    browse[1].trigger()
+    assert form.values()["base_model"] == str(folder) and changes[-1] == str(folder)
+    browse[0].trigger()
+    assert form.values()["base_model"] == str(file)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: ("", ""))  # cancelled
+    browse[0].trigger()
+    assert form.values()["base_model"] == str(file)
+    form.editor("base_model").setText(f"  {folder}\n")  # pasted with a stray space and newline
+    assert form.values()["base_model"] == str(folder)
+    form.close()
+
+
 # 11 -----------------------------------------------------------------------------------------
 def test_export_starts_in_the_photos_folder_like_save(window, qtbot, tmp_path, monkeypatch):
     from inpaint_studio.core.imageio import save_image
