@@ -99,6 +99,7 @@ class MtaEngine(LatentEngine):
                 "path",
                 "",
                 help="your SD-1.5 text-to-image model (folder or file); empty: the one the branch names",
+                placeholder="the one the branch names",
             ),
             *latent_fill_params(),
         ),

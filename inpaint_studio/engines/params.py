@@ -32,6 +32,7 @@ class Param:
     step: float | None = None
     label: str = ""
     advanced: bool = False
+    placeholder: str = ""  # what an empty text or path means, shown greyed in the empty field
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():

@@ -20,6 +20,7 @@ from typing import Any
 from .jobs import FillJob, VariantFrame, short_title
 
 RESULT = -1  # the entry index of a fill's single result (a fill without variants)
+PROMPT_IN_TITLE = 32  # characters of the prompt a group's title shows (the tooltip has it whole)
 
 
 @dataclass
@@ -73,7 +74,16 @@ class FillGroup:
 
     @property
     def title(self) -> str:
-        return f"Fill {self.number} · {short_title(self.root.engine_title)} · seed {self.root.seed}"
+        """``Fill 2 · MTA · “a blue mug” · seed 7``: with a prompt, the prompt tells fills apart."""
+        prompt = f" · “{_elide(self.root.prompt, PROMPT_IN_TITLE)}”" if self.root.prompt else ""
+        return f"Fill {self.number} · {short_title(self.root.engine_title)}{prompt} · seed {self.root.seed}"
+
+    @property
+    def outcome(self) -> str:
+        """ "failed" or "cancelled" when the fill ended without a result to browse, else ""."""
+        if self.entries or self.root.status not in ("failed", "cancelled"):
+            return ""
+        return self.root.status
 
     @property
     def settings_text(self) -> str:
@@ -144,6 +154,11 @@ class FillHistory:
 
     def __len__(self) -> int:
         return sum(len(g.entries) for g in self.groups)
+
+
+def _elide(text: str, n: int) -> str:
+    text = " ".join(text.split())  # a prompt's newlines would break the one-line title
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
 def _short(value: Any) -> str:

@@ -55,6 +55,7 @@ class _Field:
             return self.editor
         if p.kind in ("str", "path"):
             self.editor = QLineEdit()
+            self.editor.setPlaceholderText(p.placeholder)
             self.editor.textChanged.connect(self._on_change)
             return self.editor if p.kind == "str" else self._with_browse(self.editor)
         if p.kind == "int":
@@ -94,7 +95,7 @@ class _Field:
         return box
 
     def _with_browse(self, edit: QLineEdit) -> QWidget:
-        edit.setPlaceholderText("none")
+        edit.setPlaceholderText(self.param.placeholder or "none")
         edit.setClearButtonEnabled(True)
         self.browse = QToolButton()
         self.browse.setText("…")

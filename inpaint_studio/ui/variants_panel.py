@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QFont, QIcon, QImage, QPixmap
+from PySide6.QtGui import QBrush, QFont, QIcon, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -202,6 +202,24 @@ class VariantsPanel(QWidget):
         item.setSizeHint(self._header_size())
         self.list.insertItem(0, item)  # the newest fill on top
 
+    def _mark_header(self, group: FillGroup, error: str) -> None:
+        header = next(
+            (
+                self.list.item(i)
+                for i in range(self.list.count())
+                if self.list.item(i).data(GROUP_ROLE) == group.number
+            ),
+            None,
+        )
+        if header is None:
+            return
+        header.setText(f"{group.title} · {group.outcome}")
+        header.setForeground(
+            QBrush(self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText))
+        )
+        why = f"\n{group.outcome.capitalize()}: {error}" if error else ""
+        header.setToolTip(f"{header.toolTip()}{why}")
+
     def _header_size(self) -> QSize:
         return QSize(max(THUMB, self.list.viewport().width() - 12), HEADER_HEIGHT)
 
@@ -255,6 +273,9 @@ class VariantsPanel(QWidget):
             entry = self.history.add_result(job, RESULT)
             if entry is not None and self.item_for(job, RESULT) is None:
                 self._add_entry(entry, job.result.image, None)
+        group = self.history.group_of(job)
+        if group is not None and group.outcome:  # an empty header says why it stays empty
+            self._mark_header(group, job.error)
         self._set_info()
         self._update_buttons()
 

@@ -285,6 +285,7 @@ def test_a_path_setting_is_browsed_for_as_a_file_or_a_folder(qtbot, tmp_path, mo
     folder, file = tmp_path / "sd15-diffusers", tmp_path / "v1-5-pruned-emaonly.safetensors"
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(file), ""))
+    assert form.editor("base_model").placeholderText() == "the one the branch names"  # what empty means
     browse = field.browse.menu().actions()
     assert [a.text() for a in browse] == ["File…", "Folder…"]
     browse[1].trigger()

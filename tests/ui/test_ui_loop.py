@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
-from ui_fakes import VARIANT_COLORS
+from ui_fakes import VARIANT_COLORS, FailingEngine
 from ui_helpers import drag, wait_job
 
 from inpaint_studio.session.fill_history import RESULT, FillHistory
@@ -94,6 +94,27 @@ def test_fast_remove_fills_one_result_even_when_variants_are_asked(window, qtbot
 
 
 # ------------------------------------------------------------------------------ history strip
+def test_a_prompted_fill_is_titled_by_its_prompt_and_a_failed_one_says_so(window, qtbot):
+    from dataclasses import replace
+
+    vp = window.variants_panel
+    square_mask(window)
+    failed = fill(window, qtbot, "failing", seed=5)
+    header = next(vp.list.item(i) for i in range(vp.list.count()) if vp.list.item(i) not in vp.thumb_items())
+    assert header.text() == "Fill 1 · Failing · seed 5 · failed"
+    assert FailingEngine.message in header.toolTip()
+    done = fill(window, qtbot, "scripted", variants=1, seed=6)
+    assert vp.history.groups[-1].outcome == "" and vp.history.groups[0].outcome == "failed"
+    history = FillHistory()  # the title, Qt-free: a prompt tells prompted fills apart
+    prompted = replace(
+        done, id=10**6, prompt="a ceramic mug\nwith a blue glaze, steam rising, soft window light"
+    )
+    assert (
+        history.add_job(prompted).title == "Fill 1 · Scripted · “a ceramic mug with a blue glaze…” · seed 6"
+    )
+    assert failed.prompt == ""
+
+
 def test_every_fill_stays_in_the_strip_grouped_with_engine_seed_and_settings(window, qtbot):
     vp, doc = window.variants_panel, window.document
     square_mask(window)
