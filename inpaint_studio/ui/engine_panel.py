@@ -542,11 +542,14 @@ class EnginePanel(QWidget):
         try:
             dest = destination(entry.id, source)
         except ValueError as err:
-            self.reason.setText(f"<b>Import failed.</b><br>{_html(str(err))}")
+            self._import_failed(str(err))
             return
         self.import_button.setEnabled(False)
         self.import_more.setEnabled(False)
         self.reason.setText(f"Importing {source.name}…")
+        if not self.fix_box.isVisibleTo(self):  # the engine runs: say it where the person looks
+            self.note.setText(f"Importing {_html(source.name)}…")
+            self.note.show()
         cls = entry.engine_class
 
         def done(result, error) -> None:
@@ -554,17 +557,21 @@ class EnginePanel(QWidget):
             self.import_more.setEnabled(True)
             if error is not None:
                 self.refresh(keep=True)
-                if self.fix_box.isVisibleTo(self):
-                    self.reason.setText(f"<b>Import failed.</b><br>{_html(str(error))}")
-                else:  # the engine runs on other weights: the fix box is hidden, so say it in a box
-                    box = QMessageBox(QMessageBox.Icon.Warning, "Import failed", str(error), parent=self)
-                    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-                    box.open()
+                self._import_failed(str(error))
                 return
             self.set_weights_folder(entry.id, None)  # the store's newest bundle is used
             self.refresh(keep=True)
 
         self._import_thread = run_in_thread(lambda: import_engine_weights(cls, source, dest), done)
+
+    def _import_failed(self, error: str) -> None:
+        if self.fix_box.isVisibleTo(self):
+            self.reason.setText(f"<b>Import failed.</b><br>{_html(error)}")
+            return
+        # the engine runs on other weights and the fix box is hidden: say it in a box
+        box = QMessageBox(QMessageBox.Icon.Warning, "Import failed", error, parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     def show_training(self) -> None:
         entry = self.entry

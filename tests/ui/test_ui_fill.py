@@ -328,6 +328,7 @@ def test_weights_trained_elsewhere_import_as_a_folder_under_the_run_name(
     os.utime(older / "config.json", (time.time() - 5,) * 2)
     taken = shutil.copytree(export, tmp_path / "elsewhere" / "shop-gpu-run")
     panel.run_import(panel.entry, taken)  # the name is taken: nothing is replaced, and a box says so
+    assert panel.note.isVisibleTo(panel) and "Importing shop-gpu-run" in panel.note.text()
     qtbot.waitUntil(lambda: panel.import_more.isEnabled(), timeout=5000)
     boxes = [b for b in panel.findChildren(QMessageBox) if b.isVisible()]
     assert len(boxes) == 1 and "already holds weights" in boxes[0].text()
