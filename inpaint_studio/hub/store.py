@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,9 @@ def read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_json(path: Path, data: dict[str, Any], *, make_folder: bool = True) -> None:
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
@@ -111,8 +113,9 @@ def folder_files(folder: Path, sha256: bool = True) -> tuple[InstalledFile, ...]
                 changed = True
         out.append(InstalledFile(rel, stat.st_size, digest))
     if changed:
-        with contextlib.suppress(OSError):  # a read-only store still lists
-            write_json(cache_path, cache)
+        # a read-only store still lists; a folder removed meanwhile is not brought back by its cache
+        with contextlib.suppress(OSError):
+            write_json(cache_path, cache, make_folder=False)
     return tuple(out)
 
 
@@ -177,7 +180,7 @@ def remove(engine: str, name: str) -> list[Path]:
             None,
         ):
             continue
-        shutil.rmtree(folder)
+        _remove_tree(folder)
         removed.append(folder)
     if not removed:
         raise FileNotFoundError(
@@ -208,3 +211,18 @@ def entry_status(entry: CatalogueEntry, installed: Iterable[Installed] | None = 
         pct = f" ({100 * item.size / whole:.0f} %)" if whole else ""
         return EntryStatus("partial", f"partly downloaded{pct}: download again to resume", item.path)
     return EntryStatus("missing", "not installed")
+
+
+def _remove_tree(folder: Path, tries: int = 5) -> None:
+    """``rmtree`` that outlasts a checksum cache written into the folder meanwhile (the Models dialog
+    digests in the background): a file appearing mid-delete makes the last rmdir fail, so try again."""
+    for attempt in range(tries):
+        try:
+            shutil.rmtree(folder)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.05)
