@@ -106,14 +106,11 @@ def import_checkpoint(target: str, source: str | Path, dest: str | Path) -> Path
     importer (yet), :class:`ImportFailed` when the checkpoint is refused.
     """
     source, dest = Path(source), Path(dest)
-    if weights_folder_engine(source) is not None:
-        return copy_weights_folder(target, source, dest)
     cls = _engine_importer(target)
     if cls is not None:
-        try:
-            return Path(cls.import_weights(source, dest))
-        except EngineError as err:
-            raise ImportFailed(str(err)) from err
+        return import_engine_weights(cls, source, dest)
+    if weights_folder_engine(source) is not None:
+        return copy_weights_folder(target, source, dest)
     if target in PARTS:
         title, fn = PARTS[target]
         try:
@@ -129,8 +126,8 @@ def import_checkpoint(target: str, source: str | Path, dest: str | Path) -> Path
 
 
 def import_engine_weights(cls: type[Engine], source: str | Path, dest: str | Path) -> Path:
-    """What the engine panel's Import… runs: an inpaint-studio weights folder is copied, anything
-    else goes to the engine's own importer."""
+    """An engine's import (the engine panel's Import…, and ``import_checkpoint`` for an engine with an
+    importer): an inpaint-studio weights folder is copied, anything else goes to the engine's own importer."""
     source, dest = Path(source), Path(dest)
     if weights_folder_engine(source) is not None:
         return copy_weights_folder(cls.info.id, source, dest)

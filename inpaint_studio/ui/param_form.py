@@ -55,7 +55,7 @@ class _Field:
             return self.editor
         if p.kind in ("str", "path"):
             self.editor = QLineEdit()
-            self.editor.setPlaceholderText(p.placeholder)
+            self.editor.setPlaceholderText(p.placeholder or ("none" if p.kind == "path" else ""))
             self.editor.textChanged.connect(self._on_change)
             return self.editor if p.kind == "str" else self._with_browse(self.editor)
         if p.kind == "int":
@@ -95,7 +95,6 @@ class _Field:
         return box
 
     def _with_browse(self, edit: QLineEdit) -> QWidget:
-        edit.setPlaceholderText(self.param.placeholder or "none")
         edit.setClearButtonEnabled(True)
         self.browse = QToolButton()
         self.browse.setText("…")

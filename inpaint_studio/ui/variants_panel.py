@@ -203,16 +203,10 @@ class VariantsPanel(QWidget):
         self.list.insertItem(0, item)  # the newest fill on top
 
     def _mark_header(self, group: FillGroup, error: str) -> None:
-        header = next(
-            (
-                self.list.item(i)
-                for i in range(self.list.count())
-                if self.list.item(i).data(GROUP_ROLE) == group.number
-            ),
-            None,
-        )
-        if header is None:
+        row = self._header_row(group)
+        if row is None:
             return
+        header = self.list.item(row)
         header.setText(f"{group.title} · {group.outcome}")
         header.setForeground(
             QBrush(self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText))
@@ -223,11 +217,15 @@ class VariantsPanel(QWidget):
     def _header_size(self) -> QSize:
         return QSize(max(THUMB, self.list.viewport().width() - 12), HEADER_HEIGHT)
 
+    def _header_row(self, group: FillGroup) -> int | None:
+        return next(
+            (i for i in range(self.list.count()) if self.list.item(i).data(GROUP_ROLE) == group.number), None
+        )
+
     def _group_end_row(self, group: FillGroup) -> int:
         """The row after the group's last thumbnail."""
-        start = next(
-            i for i in range(self.list.count()) if self.list.item(i).data(GROUP_ROLE) == group.number
-        )
+        start = self._header_row(group)
+        assert start is not None, "a group's entries come after its header"
         row = start + 1
         while row < self.list.count() and self.list.item(row).data(GROUP_ROLE) is None:
             row += 1
