@@ -207,7 +207,7 @@ class VariantsPanel(QWidget):
         if row is None:
             return
         header = self.list.item(row)
-        header.setText(f"{group.title} · {group.outcome}")
+        header.setText(group.title)
         header.setForeground(
             QBrush(self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText))
         )

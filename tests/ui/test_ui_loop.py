@@ -101,7 +101,7 @@ def test_a_prompted_fill_is_titled_by_its_prompt_and_a_failed_one_says_so(window
     square_mask(window)
     failed = fill(window, qtbot, "failing", seed=5)
     header = next(vp.list.item(i) for i in range(vp.list.count()) if vp.list.item(i) not in vp.thumb_items())
-    assert header.text() == "Fill 1 · Failing · seed 5 · failed"
+    assert header.text() == "Fill 1 · Failing · failed · seed 5"
     assert FailingEngine.message in header.toolTip()
     done = fill(window, qtbot, "scripted", variants=1, seed=6)
     assert vp.history.groups[-1].outcome == "" and vp.history.groups[0].outcome == "failed"
