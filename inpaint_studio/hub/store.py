@@ -128,7 +128,9 @@ def list_installed(engine: str | None = None, *, sha256: bool = True) -> list[In
             if engine is not None and engine_dir.name != engine:
                 continue
             for folder in sorted(
-                p for p in engine_dir.iterdir() if p.is_dir() and (p / CONFIG_NAME).is_file()
+                p
+                for p in engine_dir.iterdir()
+                if p.is_dir() and not p.name.startswith(".") and (p / CONFIG_NAME).is_file()
             ):
                 origin = read_json(folder / ORIGIN_NAME)
                 found.append(
@@ -143,7 +145,7 @@ def list_installed(engine: str | None = None, *, sha256: bool = True) -> list[In
                 )
     droot = downloads_dir()
     if droot.is_dir():
-        for folder in sorted(p for p in droot.iterdir() if p.is_dir()):
+        for folder in sorted(p for p in droot.iterdir() if p.is_dir() and not p.name.startswith(".")):
             origin = read_json(folder / ORIGIN_NAME)
             owner = str(origin.get("engine") or "?")
             if engine is not None and owner != engine:
@@ -214,15 +216,25 @@ def entry_status(entry: CatalogueEntry, installed: Iterable[Installed] | None = 
 
 
 def _remove_tree(folder: Path, tries: int = 5) -> None:
-    """``rmtree`` that outlasts a checksum cache written into the folder meanwhile (the Models dialog
-    digests in the background): a file appearing mid-delete makes the last rmdir fail, so try again."""
+    """Delete a weights folder even while the Models dialog's background pass writes its checksum cache.
+
+    The folder is first renamed to a hidden name beside it, so nothing can create a file in it any more
+    (the cache write goes to the old path and fails) and listings stop showing it at once; only then is
+    it deleted. Deleting in place raced that write: a ``.tmp`` file renamed mid-walk made ``rmtree``
+    stop with ``FileNotFoundError`` and leave ``config.json`` behind.
+    """
+    trash = folder.with_name(f".{folder.name}.removing-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        os.rename(folder, trash)
+    except FileNotFoundError:
+        return
     for attempt in range(tries):
         try:
-            shutil.rmtree(folder)
-            return
-        except FileNotFoundError:
+            shutil.rmtree(trash)
             return
         except OSError:
+            if not trash.exists():
+                return
             if attempt == tries - 1:
                 raise
             time.sleep(0.05)

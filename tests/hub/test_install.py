@@ -172,3 +172,38 @@ def test_the_manager_loads_without_torch_qt_or_huggingface_hub():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _weights_folder(engine: str, name: str):
+    folder = store.weights_dir(engine, name)
+    folder.mkdir(parents=True)
+    (folder / store.CONFIG_NAME).write_text("{}", encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"x" * 100)
+    return folder
+
+
+def test_remove_finishes_when_a_file_vanishes_mid_delete(monkeypatch):
+    """The Models dialog's checksum pass renames its cache's .tmp file while a delete walks the folder;
+    Python 3.11's rmtree then stops with FileNotFoundError, which once left config.json behind."""
+    folder = _weights_folder("toy", "toy-big")
+    real_rmtree, calls = store.shutil.rmtree, []
+
+    def rmtree_that_trips_once(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:
+            raise FileNotFoundError(2, "No such file or directory", str(path / ".checksums.json.tmp"))
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(store.shutil, "rmtree", rmtree_that_trips_once)
+    assert store.remove("toy", "toy-big") == [folder]
+    assert len(calls) == 2 and not folder.exists() and store.list_installed("toy") == []
+    assert list(folder.parent.iterdir()) == []  # no hidden leftover either
+
+
+def test_a_folder_being_removed_is_not_listed_and_its_cache_does_not_come_back():
+    folder = _weights_folder("toy", "toy-big")
+    hidden = folder.with_name(".toy-big.removing-1-2")
+    folder.rename(hidden)  # what remove() does first
+    assert store.list_installed("toy") == []
+    assert store.folder_files(folder) == ()  # a late checksum pass on the old path writes nothing
+    assert not folder.exists()
