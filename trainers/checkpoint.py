@@ -15,6 +15,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,11 +65,12 @@ def save(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    tensors: dict[str, torch.Tensor] = {}
-    for prefix, group in (("", modules), ("ema.", emas)):
-        for name, module in group.items():
-            for key, value in module.state_dict().items():
-                tensors[f"{prefix}{name}.{key}"] = value.detach().to("cpu").contiguous().clone()
+    tensors = _unshared(
+        (f"{prefix}{name}.{key}", value)
+        for prefix, group in (("", modules), ("ema.", emas))
+        for name, module in group.items()
+        for key, value in module.state_dict().items()
+    )
     save_file(tensors, str(tmp / WEIGHTS), metadata={"step": str(step)})
     torch.save(training, tmp / TRAINING)
     (tmp / STATE).write_text(json.dumps({**state, "step": step}, indent=2, sort_keys=True), encoding="utf-8")
@@ -76,6 +78,22 @@ def save(
         shutil.rmtree(final)
     os.replace(tmp, final)
     return final
+
+
+def _unshared(items: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """CPU tensors for safetensors, copied only where two share memory (which it refuses, e.g. tied
+    weights): copying every tensor held a second copy of the weights while a big run saved, enough
+    to run a 24 GB machine out of memory at the last checkpoint."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in items:
+        tensor = value.detach().to("cpu").contiguous()
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() in seen or tensor.nbytes != storage.nbytes():
+            tensor = tensor.clone()
+        seen.add(tensor.untyped_storage().data_ptr())
+        out[key] = tensor
+    return out
 
 
 def resolve(path: str | Path) -> Path:

@@ -366,6 +366,7 @@ class Run:
             torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         scaler.step(opt)
         scaler.update()
+        opt.zero_grad(set_to_none=True)  # no gradients held through logging, samples and checkpoints
         if ph.ema:
             for n in ph.modules:
                 if n in self.emas:

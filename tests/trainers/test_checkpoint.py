@@ -81,3 +81,26 @@ def test_incomplete_checkpoint_is_reported(tmp_path):
     (path / "weights.safetensors").unlink()
     with pytest.raises(checkpoint.CheckpointError, match="incomplete"):
         checkpoint.load(path)
+
+
+def test_save_copies_only_tensors_that_share_memory(tmp_path, monkeypatch):
+    """A second copy of every weight while a big run saved ran a 24 GB machine out of memory."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 3))
+    net[1].weight = net[0].weight  # tied weights: two names, one memory
+    written = {}
+    real = checkpoint.save_file
+
+    def spy(tensors, filename, metadata=None):
+        written.update(tensors)
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint, "save_file", spy)
+    path = checkpoint.save(tmp_path, 1, {"net": net}, {"ema": net}, {}, {})
+    assert written["net.0.bias"].data_ptr() == net[0].bias.data_ptr()  # written in place, not copied
+    assert written["net.0.weight"].data_ptr() == net[0].weight.data_ptr()
+    assert written["net.1.weight"].data_ptr() != net[0].weight.data_ptr()  # shared: copied
+    assert written["ema.ema.0.bias"].data_ptr() != net[0].bias.data_ptr()  # the same module twice
+    ck = checkpoint.load(path)
+    for key, value in net.state_dict().items():
+        assert torch.equal(ck.module_state("net")[key], value)
+        assert torch.equal(ck.module_state("ema", ema=True)[key], value)
