@@ -28,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+CHILD = "--child"  # argv[1] of the per-setting process: the trainer's argv (JSON) and the report file follow
 PHOTOS = REPO.parent / "shared" / "data" / "grocery_store" / "train"
 
 
@@ -87,13 +88,23 @@ def write_manifest(folder: Path, count: int) -> Path:
 
 
 def child(argv: list[str], report: Path) -> None:
-    """Run the trainer here and write this process's peak memory to ``report``."""
+    """Run the trainer here and write this process's peak memory to ``report``: over the whole run,
+    and up to the last checkpoint and export (``Run.finish``), which can have a peak of their own."""
     import torch
 
+    from trainers import loop
     from trainers.cli import main
 
+    peak: dict = {}
+    finish = loop.Run.finish
+
+    def measured_finish(run: loop.Run) -> None:
+        peak["rss_gb_steps"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        finish(run)
+
+    loop.Run.finish = measured_finish  # type: ignore[method-assign]
     code = main(argv)
-    peak = {"rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "code": code}
+    peak.update(rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, code=code)
     if torch.cuda.is_available():
         peak["cuda_gb"] = torch.cuda.max_memory_allocated() / 2**30
     report.write_text(json.dumps(peak))
@@ -115,10 +126,12 @@ def run_setting(setting: str, args: argparse.Namespace, base: Path, manifest: Pa
     ]
     report = work / f"peak-{setting}.json"
     report.unlink(missing_ok=True)
-    code = f"import sys, json; sys.path.insert(0, {str(REPO)!r}); from benchmarks.bench_mta_train import child; child(json.loads(sys.argv[1]), __import__('pathlib').Path(sys.argv[2]))"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(argv), str(report)], env=env, capture_output=True, text=True
+        [sys.executable, __file__, CHILD, json.dumps(argv), str(report)],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     row = {"setting": setting}
     if not report.is_file():
@@ -137,6 +150,9 @@ def run_setting(setting: str, args: argparse.Namespace, base: Path, manifest: Pa
 
 
 def main() -> None:
+    if sys.argv[1:2] == [CHILD]:
+        child(json.loads(sys.argv[2]), Path(sys.argv[3]))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--settings", default="fp32,bf16,bf16+ckpt")
@@ -152,15 +168,18 @@ def main() -> None:
     print(
         f"\nMTA training step at 512 px, batch 1, {args.device}, {args.threads} threads, edge head + style loss on"
     )
-    mem = "peak CUDA GB" if args.device.startswith("cuda") else "peak RSS GB"
-    print(f"| setting | s / step | {mem} |\n| --- | ---: | ---: |")
+    cuda = args.device.startswith("cuda")
+    mem = (
+        "peak CUDA GiB | peak RSS GiB" if cuda else "peak RSS GiB, steps | peak RSS GiB, with the final save"
+    )
+    print(f"| setting | s / step | {mem} |\n| --- | ---: | ---: | ---: |")
     for r in rows:
         if "error" in r:
-            print(f"| {r['setting']} | {r['error']} | |")
+            print(f"| {r['setting']} | {r['error']} | | |")
             continue
-        peak = r.get("cuda_gb") if args.device.startswith("cuda") else r["rss_gb"]
+        first = f"{r['cuda_gb']:.2f}" if cuda else f"{r['rss_gb_steps']:.2f}"
         step = f"{r['s_per_step']:.2f}" if r.get("s_per_step") is not None else "n/a"
-        print(f"| {r['setting']} | {step} | {peak:.2f} |")
+        print(f"| {r['setting']} | {step} | {first} | {r['rss_gb']:.2f} |")
     print(json.dumps(rows))
 
 
