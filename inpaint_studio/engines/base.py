@@ -216,6 +216,12 @@ class EngineInfo:
     pad_multiple: int = 1
     training_hint: str = ""
 
+    @property
+    def seeded(self) -> bool:
+        """Whether a seed changes the fill: variants are draws from seeds, and an engine without them
+        (classical, InP-Net) is deterministic, so the app neither asks for a seed nor records one."""
+        return self.yields_variants
+
 
 class Engine(abc.ABC):
     """Base of every engine. Subclasses set ``info`` and implement :meth:`run`.

@@ -75,11 +75,13 @@ class FillGroup:
     @property
     def title(self) -> str:
         """``Fill 2 · MTA · “a blue mug” · seed 7``: with a prompt, the prompt tells fills apart; a fill
-        that ended empty says so right after the engine, where a narrow strip does not cut it off."""
+        that ended empty says so right after the engine, where a narrow strip does not cut it off; an
+        engine that ignores seeds shows none."""
         outcome = f" · {self.outcome}" if self.outcome else ""
         prompt = f" · “{_elide(self.root.prompt, PROMPT_IN_TITLE)}”" if self.root.prompt else ""
         engine = short_title(self.root.engine_title)
-        return f"Fill {self.number} · {engine}{outcome}{prompt} · seed {self.root.seed}"
+        seed = f" · seed {self.root.seed}" if self.root.seeded else ""
+        return f"Fill {self.number} · {engine}{outcome}{prompt}{seed}"
 
     @property
     def outcome(self) -> str:

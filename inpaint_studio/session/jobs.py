@@ -79,6 +79,7 @@ class FillJob:
     prompt: str = ""
     negative_prompt: str = ""
     seed: int = 0
+    seeded: bool = True  # False: the engine ignores the seed (EngineInfo.seeded), so it is not shown
     variants_asked: int = 1
     params: Mapping[str, Any] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)  # Request.meta (e.g. from a follow-up)

@@ -181,6 +181,7 @@ class EnginePanel(QWidget):
         self.new_seed = QCheckBox("new each fill", self)
         self.new_seed.setChecked(settings.get("engine/new_seed", True))
         self.new_seed.setToolTip("Roll a new seed before every fill (the seed used is kept in the layer)")
+        self._seed_widgets = (self.seed, self.dice, self.new_seed)
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.dice)
@@ -373,6 +374,8 @@ class EnginePanel(QWidget):
             else "This engine does not take a prompt"
         )
         self.variants.setEnabled(bool(info and info.yields_variants))
+        for widget in self._seed_widgets:
+            widget.setEnabled(bool(info and info.seeded))
         self.fill_action.setEnabled(ok)
         self.fill_action.setToolTip(
             "Fill the masked area (Ctrl+Return)" if ok else (entry.availability.reason if entry else "")
@@ -473,7 +476,7 @@ class EnginePanel(QWidget):
 
     def request_values(self) -> dict[str, Any]:
         """Everything FillController.fill needs (rolls the seed first when asked to)."""
-        if self.new_seed.isChecked():
+        if self.new_seed.isChecked() and self.seed.isEnabled():  # a deterministic engine keeps it
             self.roll_seed()
         self.settings.set("engine/seed", self.seed.value())
         self.settings.set("engine/new_seed", self.new_seed.isChecked())

@@ -107,6 +107,7 @@ class FillController(QObject):
             prompt=prompt,
             negative_prompt=negative_prompt,
             seed=int(seed),
+            seeded=entry.info.seeded,
             variants_asked=max(1, int(variants)) if entry.info.yields_variants else 1,
             params=dict(params or {}),
         )
@@ -141,6 +142,7 @@ class FillController(QObject):
             prompt=job.prompt,
             negative_prompt=job.negative_prompt,
             seed=next_take_seed(job.seed, taken),
+            seeded=job.seeded,
             variants_asked=job.variants_asked,
             params={**job.params, **followup.params},
             meta={**job.meta, **followup.meta},
@@ -181,7 +183,9 @@ class FillController(QObject):
         if job.document is not self._doc:
             raise EngineError("that fill belongs to a document that is no longer open")
         title = short_title(job.engine_title)
-        meta: dict[str, Any] = {"engine": job.engine_id, "seed": job.seed, "params": dict(job.params)}
+        meta: dict[str, Any] = {"engine": job.engine_id, "params": dict(job.params)}
+        if job.seeded:
+            meta["seed"] = job.seed
         if job.prompt:
             meta["prompt"] = job.prompt
         if job.negative_prompt:

@@ -243,8 +243,9 @@ class VariantsPanel(QWidget):
         if job.parent_id is not None:
             origin = " · a follow-up"
         what = "Variant" if entry.index != RESULT else "Fill"
+        seed = f" · seed {entry.seed}" if job.seeded else ""
         item.setToolTip(
-            f"{what} {entry.name} · {short_title(job.engine_title)} · seed {entry.seed}{origin}\n"
+            f"{what} {entry.name} · {short_title(job.engine_title)}{seed}{origin}\n"
             "Click to show it, the check button or a double-click to apply it"
         )
         self.list.insertItem(self._group_end_row(entry.group), item)

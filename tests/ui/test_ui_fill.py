@@ -261,12 +261,15 @@ def test_settings_form_values_reach_the_request_and_are_remembered(window, qtbot
     values = panel.request_values()
     assert values["params"]["radius"] == 9 and values["params"]["method"] == "ns"
     assert window.settings.get_json("engine/params/classical")["radius"] == 9
+    panel.select("scripted")  # an engine that draws from its seed (classical's dice is off)
     seen = {panel.seed.value()}
     for _ in range(4):
         panel.dice.click()
         assert 0 <= panel.seed.value() < 2**31
         seen.add(panel.seed.value())
     assert len(seen) >= 3, "the dice draws new seeds (five equal draws of 2**31 would be a broken dice)"
+    panel.select("classical")
+    assert panel.form.values()["radius"] == 9  # remembered across the switch
     paint_square(window)
     job = window.fill()
     wait_job(qtbot, window)

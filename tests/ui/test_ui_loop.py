@@ -101,7 +101,7 @@ def test_a_prompted_fill_is_titled_by_its_prompt_and_a_failed_one_says_so(window
     square_mask(window)
     failed = fill(window, qtbot, "failing", seed=5)
     header = next(vp.list.item(i) for i in range(vp.list.count()) if vp.list.item(i) not in vp.thumb_items())
-    assert header.text() == "Fill 1 · Failing · failed · seed 5"
+    assert header.text() == "Fill 1 · Failing · failed"  # it takes no seed
     assert FailingEngine.message in header.toolTip()
     done = fill(window, qtbot, "scripted", variants=1, seed=6)
     assert vp.history.groups[-1].outcome == "" and vp.history.groups[0].outcome == "failed"
@@ -125,7 +125,7 @@ def test_every_fill_stays_in_the_strip_grouped_with_engine_seed_and_settings(win
     titles = [g.title for g in vp.history.groups]
     assert titles == [
         "Fill 1 · Scripted · seed 100",
-        "Fill 2 · Classical · seed 7",
+        "Fill 2 · Classical",  # deterministic: no seed to show
         "Fill 3 · Scripted · seed 200",
     ]
     header_items = [
@@ -145,12 +145,24 @@ def test_every_fill_stays_in_the_strip_grouped_with_engine_seed_and_settings(win
     # and the earlier single fill too
     qtbot.mouseClick(vp.apply_button_for(vp.item_for(second, RESULT)), Qt.MouseButton.LeftButton)
     assert doc.layers[-1].name == "Classical fill 2" and doc.layers[-1].meta["engine"] == "classical"
+    assert "seed" not in doc.layers[-1].meta  # a seed it ignored is not recorded as if it mattered
     assert third.status == "done"
     # until the person clears it
     vp.clear_button.click()
     assert vp.count() == 0 and vp.list.count() == 0 and not vp.history.groups
     fill(window, qtbot, "classical")
     assert [it.text() for it in vp.thumb_items()] == ["1"], "numbering starts again"
+
+
+def test_the_seed_row_is_for_engines_that_draw_from_a_seed(window):
+    panel = window.engine_panel
+    panel.select("classical")
+    seed = panel.seed.value()
+    assert not panel.seed.isEnabled() and not panel.dice.isEnabled() and not panel.new_seed.isEnabled()
+    panel.new_seed.setChecked(True)
+    assert panel.request_values()["seed"] == seed  # not rolled for an engine that ignores it
+    panel.select("scripted")
+    assert panel.seed.isEnabled() and panel.dice.isEnabled() and panel.new_seed.isEnabled()
 
 
 def test_hovering_an_earlier_fill_shows_it_on_the_canvas(window, qtbot):
