@@ -4,7 +4,8 @@
 :func:`import_checkpoint`. A target is an engine id (the engine's own ``import_weights``) or a model
 part that engines build on and whose bundle lives under the same name in the store: ``mae`` (the
 official MAE checkpoints), ``asuka-prior`` (ASUKA's ``mae_300.pth``), ``mta`` (a BrushNet branch),
-``sd15`` (a Stable Diffusion 1.5 checkpoint, placed where the sd15 engine looks).
+``sd15`` (a Stable Diffusion 1.5 inpainting checkpoint, placed where the sd15 engine looks) and
+``sd15-base`` (a text-to-image SD-1.5, the base MTA's branch fills over when the branch names none).
 An engine's own importer wins over a part importer of the same name.
 
 A weights folder that inpaint-studio itself wrote (``RUN/weights`` from ``inpaint-studio-train`` on
@@ -55,34 +56,73 @@ def _brushnet(source: Path, dest: Path) -> Path:
     return import_brushnet(source, dest)
 
 
-def _sd15(source: Path, dest: Path) -> Path:
-    """The sd15 engine reads a store folder whose ``config.json`` names the model (``base_model``), so a
-    checkpoint file is linked into the folder (a hard link: no second copy of 4 GB; a copy across
-    disks) and a diffusers folder is referred to where it is."""
-    from .models.diffusion.source import BASE_MODEL_KEY, BUNDLE_CONFIG, model_source
+UNET_CHANNELS_KEY = "model.diffusion_model.input_blocks.0.0.weight"  # an LDM checkpoint's first UNet conv
+SD15_KINDS = {
+    9: "an inpainting model (9 UNet input channels)",
+    4: "a text-to-image model (4 UNet input channels)",
+}
 
-    found = model_source(source)
-    dest.mkdir(parents=True, exist_ok=True)
-    if found.kind == "single_file":
-        target = dest / found.path.name
-        if not target.exists():
-            try:
-                os.link(found.path, target)
-            except OSError:
-                shutil.copy2(found.path, target)
-        base = found.path.name
-    else:
-        base = str(found.path)
-    config = {"engine": "sd15", BASE_MODEL_KEY: base, "format": 1}
-    (dest / BUNDLE_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
-    return dest
+
+def _unet_channels(found) -> int | None:
+    """The UNet's input channels where that is cheap to read (a diffusers folder's config, a safetensors
+    header); None for a pickled ``.ckpt``, which would have to be loaded whole (the engine checks it)."""
+    if found.kind == "folder":
+        config = found.path / "unet" / "config.json"
+        return int(json.loads(config.read_text(encoding="utf-8")).get("in_channels", 4))
+    if found.path.suffix.lower() != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(found.path), framework="pt") as f:
+            keys = set(f.keys())
+            shape = f.get_slice(UNET_CHANNELS_KEY).get_shape() if UNET_CHANNELS_KEY in keys else None
+    except Exception as err:  # safetensors' own error type for a damaged or foreign file
+        raise ValueError(f"it is not a readable safetensors file ({err})") from None
+    if shape is None:
+        raise ValueError("it holds no Stable Diffusion UNet (no model.diffusion_model.* weights)")
+    return int(shape[1])
+
+
+def _sd15_model(engine: str, channels: int) -> Callable[[Path, Path], Path]:
+    """The placement for one kind of SD-1.5 model: the sd15 engine's inpainting model, or the
+    text-to-image base (``sd15-base``) that MTA's branch fills over. A store folder's ``config.json``
+    names the model (``base_model``); a checkpoint file is linked into the folder (a hard link: no
+    second copy of 4 GB; a copy across disks) and a diffusers folder is referred to where it is."""
+
+    def place(source: Path, dest: Path) -> Path:
+        from .models.diffusion.source import BASE_MODEL_KEY, BUNDLE_CONFIG, model_source
+
+        found = model_source(source)
+        got = _unet_channels(found)
+        if got is not None and got != channels:
+            raise ValueError(
+                f"it is {SD15_KINDS.get(got, f'a {got}-channel model')}, not {SD15_KINDS[channels]}"
+            )
+        dest.mkdir(parents=True, exist_ok=True)
+        if found.kind == "single_file":
+            target = dest / found.path.name
+            if not target.exists():
+                try:
+                    os.link(found.path, target)
+                except OSError:
+                    shutil.copy2(found.path, target)
+            base = found.path.name
+        else:
+            base = str(found.path)
+        config = {"engine": engine, BASE_MODEL_KEY: base, "format": 1}
+        (dest / BUNDLE_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        return dest
+
+    return place
 
 
 PARTS: dict[str, tuple[str, Callable[[Path, Path], Path]]] = {
     "mae": ("MAE", _mae),
     "asuka-prior": ("ASUKA MAE prior", _asuka_prior),
     "mta": ("BrushNet branch", _brushnet),
-    "sd15": ("Stable Diffusion 1.5", _sd15),
+    "sd15": ("Stable Diffusion 1.5 inpainting", _sd15_model("sd15", 9)),
+    "sd15-base": ("Stable Diffusion 1.5 base", _sd15_model("sd15-base", 4)),
 }
 
 

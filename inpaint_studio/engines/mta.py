@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..models.bundle import BundleError, named_base_model, read_config
+from ..core import paths
+from ..models.bundle import CONFIG_NAME, BundleError, named_base_model, newest_first, read_config
 from ..models.components import ComponentKey, shared_cache
 from .base import (
     Availability,
@@ -46,13 +47,16 @@ from .weights import weights_availability
 ENGINE_ID = "mta"
 TITLE = "MTA"
 HINT = (
-    "import a BrushNet SD-1.5 checkpoint with `inpaint-studio import mta FOLDER` "
-    "(segmentation_mask_brushnet_ckpt or random_mask_brushnet_ckpt) or train a branch with "
+    "download a BrushNet SD-1.5 checkpoint (`inpaint-studio models download brushnet-random-sd15`, or "
+    "Models… in the app), import one you have with `inpaint-studio import mta FOLDER` "
+    "(segmentation_mask_brushnet_ckpt or random_mask_brushnet_ckpt), or train a branch with "
     "`inpaint-studio-train mta`"
 )
+BASE_STORE = "sd15-base"  # the model store's text-to-image SD-1.5 (catalogue entry and import target)
 BASE_HINT = (
     "set base_model (`--set base_model=PATH` or the engine settings) to your SD-1.5 text-to-image model: "
-    "a diffusers folder or one .safetensors / .ckpt file"
+    "a diffusers folder or one .safetensors / .ckpt file; or download one into the model store "
+    f"(`inpaint-studio models download {BASE_STORE}`, or Models… in the app)"
 )
 BRUSHNET_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
@@ -124,14 +128,16 @@ class MtaEngine(LatentEngine):
         except (WeightsMissing, BundleError) as err:
             return Availability(False, str(err))
         # the base_model setting, not known here, can name it: runnable, with a note saying what to set
+        store = store_base_model()
         if base is None:
+            if store is not None:  # a BrushNet checkpoint beside the store's base: the one-click case
+                return Availability(True, weights=branch)
             return Availability(True, f"{branch} names no base model: {BASE_HINT}", weights=branch)
         if not base[0].exists():  # trained on another computer, or the model moved
-            return Availability(
-                True,
-                f"the base model {base[0]} that {branch} names is not on this computer: {BASE_HINT}",
-                branch,
-            )
+            missing = f"the base model {base[0]} that {branch} names is not on this computer"
+            if store is not None:
+                return Availability(True, f"{missing}: the model store's {store.name} stands in", branch)
+            return Availability(True, f"{missing}: {BASE_HINT}", branch)
         return Availability(True, weights=branch)
 
     @classmethod
@@ -240,8 +246,20 @@ def find_branch(weights: str | Path | None) -> Path:
     raise WeightsMissing(avail.reason)
 
 
+def store_base_model() -> Path | None:
+    """The newest text-to-image SD-1.5 in the model store (``models/sd15-base``), or None."""
+    root = paths.engine_models_dir(BASE_STORE)
+    if not root.is_dir():
+        return None
+    found = newest_first(
+        p for p in root.iterdir() if not p.name.startswith(".") and (p / CONFIG_NAME).is_file()
+    )
+    return found[0] if found else None
+
+
 def find_base(branch: Path, base_model: str = "") -> Any:
-    """The base model's :class:`ModelSource`: the ``base_model`` setting, else what the branch names."""
+    """The base model's :class:`ModelSource`: the ``base_model`` setting, else what the branch names,
+    else (the branch names none, or its model is not on this computer) the model store's base."""
     from ..models.diffusion.source import ModelSourceError, model_source
 
     if base_model:
@@ -252,10 +270,14 @@ def find_base(branch: Path, base_model: str = "") -> Any:
             named = named_base_model(branch)
         except BundleError as err:
             raise WeightsMissing(str(err)) from None
-        if named is None:
+        store = store_base_model()
+        if named is None and store is None:
             raise WeightsMissing(f"{branch} names no base model: {BASE_HINT}")
-        path = named[0]
-        where = f"the base model {path} that {branch} names"
+        if named is None or (not named[0].exists() and store is not None):
+            path, where = store, f"the model store's base model {store}"
+        else:
+            path = named[0]
+            where = f"the base model {path} that {branch} names"
     try:
         return model_source(path)
     except ModelSourceError as err:

@@ -342,6 +342,25 @@ BUILTIN: tuple[CatalogueEntry, ...] = (
         "files. The sha256 is the LFS object id of RunwayML's sd-v1-5-inpainting.ckpt.",
     ),
     CatalogueEntry(
+        id="sd15-base",
+        engine="mta",
+        title="Stable Diffusion 1.5 (text-to-image): the base model BrushNet and MTA fill over",
+        files=(
+            RemoteFile(
+                "v1-5-pruned-emaonly.safetensors",
+                HubSource("stable-diffusion-v1-5/stable-diffusion-v1-5", "v1-5-pruned-emaonly.safetensors"),
+                approx_size="4.27 GB",
+            ),
+        ),
+        license="CreativeML OpenRAIL-M",
+        homepage="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5",
+        import_target="sd15-base",
+        notes="A BrushNet checkpoint names no base model: the mta engine uses this one when neither its "
+        "branch nor the Base model setting names another (any SD-1.5 text-to-image model works there). "
+        "No checksum is published in the catalogue: the download is checked against the sha256 the Hub "
+        "reports for the LFS file.",
+    ),
+    CatalogueEntry(
         id="brushnet-segmentation-sd15",
         engine="mta",
         title="BrushNet for SD 1.5, trained on segmentation masks",

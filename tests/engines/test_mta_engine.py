@@ -150,6 +150,31 @@ def test_base_model_missing_moved_or_wrong_kind(tiny, tmp_path):
         _events(create("mta", weights=fork), _request())
 
 
+def test_the_model_stores_base_serves_a_branch_that_names_none(tiny, tmp_path):
+    """Download BrushNet and the sd15-base entry, and MTA fills: no path to type."""
+    from inpaint_studio.core import paths
+    from inpaint_studio.engines.mta import find_base
+    from inpaint_studio.model_import import import_checkpoint
+
+    alone = _save_branch(tiny["module"], tmp_path / "alone")
+    moved_base = shutil.copytree(tiny["base"], tmp_path / "gone")
+    moved = _save_branch(tiny["module"], tmp_path / "moved", moved_base)
+    shutil.rmtree(moved_base)
+    store = import_checkpoint("sd15-base", tiny["base"], paths.engine_models_dir("sd15-base") / "sd15-base")
+    avail = describe("mta", alone).availability
+    assert avail.ok and avail.reason == ""
+    assert find_base(alone).path == tiny["base"].resolve()
+    assert _final(_events(create("mta", weights=alone), _request())).shape == (64, 64, 3)
+    avail = describe("mta", moved).availability  # its own base is gone: the store's stands in, said so
+    assert avail.ok and "not on this computer" in avail.reason and "sd15-base stands in" in avail.reason
+    assert find_base(moved).path == tiny["base"].resolve()
+    other = shutil.copytree(tiny["base"], tmp_path / "mine")
+    assert find_base(alone, str(other)).path == other.resolve()  # the setting wins
+    assert find_base(tiny["branch"]).path == tiny["base"].resolve()  # as does the branch's own base
+    shutil.rmtree(store)
+    assert "names no base model" in describe("mta", alone).availability.reason
+
+
 # ------------------------------------------------------------------------------ behaviour
 def test_prompt_and_branch_steer_the_fill_offline(tiny):
     shared_cache().unload()  # the loads below happen with sockets forbidden

@@ -133,3 +133,32 @@ def test_import_and_remove_through_the_cli(tmp_path, capsys):
     assert main(["models", "import", "nosuch", str(src)]) == 2
     assert main(["models", "import", "classical", str(src)]) == 1  # an engine without an importer
     assert "no importer" in capsys.readouterr().err
+
+
+def test_the_sd15_base_entry_downloads_into_the_place_mta_looks(server, tmp_path, capsys):
+    """BrushNet names no base model: `models download sd15-base` (here from the loopback Hub) is all
+    it takes for the mta engine to find one."""
+    pytest.importorskip("diffusers")
+    import sd_tiny
+    from safetensors.torch import save_file
+
+    from inpaint_studio.engines.mta import MtaEngine, find_base, store_base_model
+    from inpaint_studio.models.bundle import save_bundle
+    from inpaint_studio.models.diffusion.brushnet import BrushBranch
+
+    parts = sd_tiny.tiny_parts(4)
+    file = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in sd_tiny.to_ldm(parts).items()}, str(file))
+    entry = Catalogue(BUILTIN).get("sd15-base")
+    source = entry.files[0].source
+    server.state.hub[(source.repo_id, source.revision, source.filename)] = file.read_bytes()
+    assert cli_models.main(["download", "sd15-base", "-q", "--endpoint", server.base]) == 0
+    assert "installed sd15-base as sd15-base/sd15-base" in capsys.readouterr().out
+    base = store_base_model()
+    assert base == store.weights_dir("sd15-base", "sd15-base")
+    branch = BrushBranch.from_unet(parts["unet"])
+    alone = save_bundle(tmp_path / "branch", "mta", branch.config.to_dict(), branch.state_dict(), {})
+    assert MtaEngine.availability(alone).ok and MtaEngine.availability(alone).reason == ""
+    assert find_base(alone).path == (base / "v1-5-pruned-emaonly.safetensors").resolve()
+    [item] = [i for i in store.list_installed() if i.catalogue_id == "sd15-base"]
+    assert item.kind == "weights" and store.entry_status(entry).state == "installed"

@@ -34,6 +34,39 @@ def test_sd15_checkpoint_is_linked_into_a_store_folder_the_engine_reads(tmp_path
     assert found.kind == "single_file" and found.path == placed.resolve()
 
 
+def test_sd15_targets_take_their_own_kind_of_model(tmp_path):
+    """sd15 wants an inpainting model, sd15-base (MTA's base) a text-to-image one: a safetensors header
+    and a diffusers folder say which, so the wrong one is refused at import, in one line."""
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    import sd_tiny
+    from safetensors.torch import save_file
+
+    from inpaint_studio.hub.install import ImportFailed
+    from inpaint_studio.models.diffusion.source import model_source
+
+    files = {}
+    for channels in (4, 9):
+        state = {k: v.contiguous() for k, v in sd_tiny.to_ldm(sd_tiny.tiny_parts(channels)).items()}
+        files[channels] = tmp_path / f"sd-{channels}.safetensors"
+        save_file(state, str(files[channels]))
+    base = import_checkpoint("sd15-base", files[4], tmp_path / "models" / "sd15-base" / "a")
+    assert json.loads((base / "config.json").read_text())["engine"] == "sd15-base"
+    assert model_source(base).path == (base / "sd-4.safetensors").resolve()
+    with pytest.raises(ImportFailed, match="is an inpainting model .*, not a text-to-image model"):
+        import_checkpoint("sd15-base", files[9], tmp_path / "b")
+    with pytest.raises(ImportFailed, match="is a text-to-image model .*, not an inpainting model"):
+        import_checkpoint("sd15", files[4], tmp_path / "c")
+    folder = sd_tiny.save_folder(sd_tiny.tiny_parts(9), tmp_path / "inpainting-folder")
+    with pytest.raises(ImportFailed, match="Stable Diffusion 1.5 base weights: it is an inpainting"):
+        import_checkpoint("sd15-base", folder, tmp_path / "d")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(ImportFailed, match="not a readable safetensors file"):
+        import_checkpoint("sd15-base", junk, tmp_path / "e")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
 def test_engines_without_an_importer_and_unknown_targets(tmp_path):
     (tmp_path / "x.pkl").write_bytes(b"x")
     with pytest.raises(NoImporter):
