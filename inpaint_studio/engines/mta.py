@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core import paths
-from ..models.bundle import CONFIG_NAME, BundleError, named_base_model, newest_first, read_config
+from ..models.bundle import BundleError, named_base_model, read_config
 from ..models.components import ComponentKey, shared_cache
+from ..models.diffusion.source import STORE_BASE, store_base_model
 from .base import (
     Availability,
     CancelFn,
@@ -52,11 +52,10 @@ HINT = (
     "(segmentation_mask_brushnet_ckpt or random_mask_brushnet_ckpt), or train a branch with "
     "`inpaint-studio-train mta`"
 )
-BASE_STORE = "sd15-base"  # the model store's text-to-image SD-1.5 (catalogue entry and import target)
 BASE_HINT = (
     "set base_model (`--set base_model=PATH` or the engine settings) to your SD-1.5 text-to-image model: "
     "a diffusers folder or one .safetensors / .ckpt file; or download one into the model store "
-    f"(`inpaint-studio models download {BASE_STORE}`, or Models… in the app)"
+    f"(`inpaint-studio models download {STORE_BASE}`, or Models… in the app)"
 )
 BRUSHNET_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
@@ -244,17 +243,6 @@ def find_branch(weights: str | Path | None) -> Path:
             f"`inpaint-studio import mta {weights}`"
         )
     raise WeightsMissing(avail.reason)
-
-
-def store_base_model() -> Path | None:
-    """The newest text-to-image SD-1.5 in the model store (``models/sd15-base``), or None."""
-    root = paths.engine_models_dir(BASE_STORE)
-    if not root.is_dir():
-        return None
-    found = newest_first(
-        p for p in root.iterdir() if not p.name.startswith(".") and (p / CONFIG_NAME).is_file()
-    )
-    return found[0] if found else None
 
 
 def find_base(branch: Path, base_model: str = "") -> Any:

@@ -142,9 +142,10 @@ def test_the_sd15_base_entry_downloads_into_the_place_mta_looks(server, tmp_path
     import sd_tiny
     from safetensors.torch import save_file
 
-    from inpaint_studio.engines.mta import MtaEngine, find_base, store_base_model
+    from inpaint_studio.engines.mta import MtaEngine, find_base
     from inpaint_studio.models.bundle import save_bundle
     from inpaint_studio.models.diffusion.brushnet import BrushBranch
+    from inpaint_studio.models.diffusion.source import store_base_model
 
     parts = sd_tiny.tiny_parts(4)
     file = tmp_path / "tiny.safetensors"

@@ -299,6 +299,19 @@ def test_cli_says_what_is_missing(tmp_path, manifest, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_without_base_model_the_model_stores_base_is_used(base, manifest, tmp_path):
+    from inpaint_studio.core import paths
+    from inpaint_studio.model_import import import_checkpoint
+
+    config = _config(manifest, tmp_path / "run")
+    with pytest.raises(ValueError, match="--base-model.*models download sd15-base"):
+        MtaTask(MtaOptions(**TINY_STYLE), config)
+    store = import_checkpoint("sd15-base", base, paths.engine_models_dir("sd15-base") / "mine")
+    task = MtaTask(MtaOptions(**TINY_STYLE), config)
+    assert task.options.base_model == str(store)  # recorded, so a resume and the export name it
+    assert not task._base().inpainting
+
+
 DDP_SCRIPT = """
 import hashlib, json, os, sys
 sys.path.insert(0, sys.argv[4])

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ from inpaint_studio.models.diffusion.latent_style import (
     noised_latent,
 )
 from inpaint_studio.models.diffusion.mta_losses import edge_loss, sobel_edge_target
+from inpaint_studio.models.diffusion.source import store_base_model
 
 from .. import metrics
 from ..captions import fill_captions
@@ -82,7 +83,7 @@ class MtaOptions(MaskFolderOptions):
     base_model: str | None = opt(
         None,
         "SD-1.5 text-to-image base model (diffusers folder or one .safetensors/.ckpt): VAE, UNet and "
-        "text encoder, kept frozen",
+        "text encoder, kept frozen; default: the model store's (`inpaint-studio models download sd15-base`)",
     )
     branch: str = opt(
         "mta", "mta (self-attention, edge head) or brushnet (the plain branch)", choices=("mta", "brushnet")
@@ -255,9 +256,15 @@ class MtaTask(Task):
     init_module = "branch"
 
     def __init__(self, options: MtaOptions, config: Any) -> None:
-        super().__init__(options, config)
         if not options.base_model:
-            raise ValueError("mta needs --base-model: your SD-1.5 text-to-image model (folder or file)")
+            store = store_base_model()
+            if store is None:
+                raise ValueError(
+                    "mta needs --base-model: your SD-1.5 text-to-image model (folder or file), or one in the "
+                    "model store (`inpaint-studio models download sd15-base`)"
+                )
+            options = replace(options, base_model=str(store))
+        super().__init__(options, config)
         self.mixture = MaskMixture(options.masks, mask_dir=options.mask_dir)
         self._sd: Any = None
         self._frozen: dict[str, nn.Module] = {}

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ...core import paths
+
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
 BUNDLE_CONFIG = "config.json"
 BASE_MODEL_KEY = "base_model"
+STORE_BASE = "sd15-base"  # the model store's text-to-image SD-1.5 (catalogue entry and import target)
 
 
 class ModelSourceError(ValueError):
@@ -30,6 +33,16 @@ class ModelSource:
     def id(self) -> str:
         """The component cache's ``source``: one id per model file or folder."""
         return str(self.path)
+
+
+def store_base_model() -> Path | None:
+    """The newest text-to-image SD-1.5 in the model store (``models/sd15-base``): what a BrushNet
+    branch, which names no base model, fills over, and what MTA training starts from by default."""
+    root = paths.engine_models_dir(STORE_BASE)
+    if not root.is_dir():
+        return None
+    found = [p for p in root.iterdir() if not p.name.startswith(".") and (p / BUNDLE_CONFIG).is_file()]
+    return max(found, key=lambda p: ((p / BUNDLE_CONFIG).stat().st_mtime, p.name), default=None)
 
 
 def is_diffusers_folder(path: Path) -> bool:
