@@ -344,7 +344,7 @@ BUILTIN: tuple[CatalogueEntry, ...] = (
     CatalogueEntry(
         id="sd15-base",
         engine="mta",
-        title="Stable Diffusion 1.5 (text-to-image): the base model BrushNet and MTA fill over",
+        title="Stable Diffusion 1.5 base (text-to-image), what BrushNet and MTA fill over",
         files=(
             RemoteFile(
                 "v1-5-pruned-emaonly.safetensors",
