@@ -9,7 +9,9 @@ Two kinds of weights meet here:
   ``inpaint-studio-train mta``;
 * the **base model**: an SD-1.5 text-to-image model (4-channel UNet, VAE, CLIP text encoder and
   tokenizer; a diffusers folder or one ``.safetensors`` / ``.ckpt`` file). The branch's ``config.json``
-  may name it by path (``base_model``, what the trainer records); the ``base_model`` setting wins.
+  may name it by path (``base_model``, what the trainer records); the ``base_model`` setting wins, and
+  the model store's ``sd15-base`` (a catalogue download) serves a branch that names none (BrushNet's)
+  or whose model is not on this computer.
 
 Both come from the shared component cache, so ``sd15`` or ASUKA on the same files share the parts. A run:
 the latent compositor crops around the mask and scales it to ``resolution``; the branch loop
