@@ -114,7 +114,10 @@ class EnginePanel(QWidget):
         # an engine that runs but wants something set first (e.g. MTA's base model moved away)
         self.note = QLabel(self)
         self.note.setWordWrap(True)
-        self.note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.note.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        )
+        self.note.linkActivated.connect(lambda _link: self._open_model_manager())
         self.note.hide()
 
         # what is wrong, and how to fix it
@@ -342,7 +345,9 @@ class EnginePanel(QWidget):
         self.fix_box.setVisible(entry is not None and not ok)
         note = entry.availability.reason if entry is not None and ok else ""
         self.note.setVisible(bool(note))
-        self.note.setText(f"<b>Note:</b> {_html(note)}" if note else "")
+        # a runnable engine's note is about a part it lacks (a base model, a decoder): where parts come from
+        models = ' <a href="models">Models…</a>' if self._model_manager is not None else ""
+        self.note.setText(f"<b>Note:</b> {_html(note)}{models}" if note else "")
         if entry is not None and not ok:
             self.reason.setText(f"<b>{entry.title} cannot run.</b><br>{_html(entry.availability.reason)}")
             needs = bool(info and info.needs_weights)

@@ -174,7 +174,9 @@ def test_the_other_style_pairs_are_what_the_task_trains_on_and_its_export_says_s
             modules["style"], noisy, eps, noise, x0, t, task.alphas, kind, batch.get("style_noise")
         )
     assert float(logs["style"].detach()) == pytest.approx(float(want), rel=1e-4)
-    assert float(total) == pytest.approx(float(logs["noise"]) + 100 * float(logs["style"]), rel=1e-5)
+    assert float(total.detach()) == pytest.approx(
+        float(logs["noise"].detach()) + 100 * float(logs["style"].detach()), rel=1e-5
+    )
     assert task.export(modules).extra["style_latents"] == kind
     with pytest.raises(ValueError, match="style-latents must be one of previous, clean, fresh"):
         MtaOptions(base_model=str(base), style_latents="x0")

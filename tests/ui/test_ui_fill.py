@@ -357,6 +357,11 @@ def test_an_engine_that_runs_with_a_note_shows_it(window, monkeypatch):
     panel.refresh(select="needsweights")
     assert window.act_fill.isEnabled() and not panel.fix_box.isVisibleTo(panel)
     assert panel.note.isVisibleTo(panel) and "not on this computer" in panel.note.text()
+    opened = []
+    panel.set_model_manager(opened.append)  # the note links to where missing parts come from
+    assert 'href="models"' in panel.note.text()
+    panel.note.linkActivated.emit("models")
+    assert opened == ["needsweights"]
     panel.select("classical")
     assert not panel.note.isVisibleTo(panel)
 
