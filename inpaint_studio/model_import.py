@@ -21,6 +21,7 @@ import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .engines import registry
 from .engines.base import Engine, EngineError
@@ -28,6 +29,9 @@ from .hub.catalogue import builtin
 from .hub.install import ImportFailed, NoImporter
 from .hub.store import CHECKSUMS_NAME, weights_dir
 from .models.bundle import BASE_MODEL_KEY, CONFIG_NAME, BundleError, is_bundle, read_config
+
+if TYPE_CHECKING:
+    from .models.diffusion.source import ModelSource
 
 EXPORT_FOLDER = "weights"  # what the trainer calls a run's export: RUN/weights
 GENERIC_STEMS = ("model", "diffusion_pytorch_model", "pytorch_model")  # weight files named by their folder
@@ -63,7 +67,7 @@ SD15_KINDS = {
 }
 
 
-def _unet_channels(found) -> int | None:
+def _unet_channels(found: ModelSource) -> int | None:
     """The UNet's input channels where that is cheap to read (a diffusers folder's config, a safetensors
     header); None for a pickled ``.ckpt``, which would have to be loaded whole (the engine checks it)."""
     if found.kind == "folder":

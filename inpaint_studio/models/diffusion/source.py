@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ...core import paths
+from ..bundle import newest_first
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
 BUNDLE_CONFIG = "config.json"
@@ -41,8 +42,10 @@ def store_base_model() -> Path | None:
     root = paths.engine_models_dir(STORE_BASE)
     if not root.is_dir():
         return None
-    found = [p for p in root.iterdir() if not p.name.startswith(".") and (p / BUNDLE_CONFIG).is_file()]
-    return max(found, key=lambda p: ((p / BUNDLE_CONFIG).stat().st_mtime, p.name), default=None)
+    found = newest_first(
+        p for p in root.iterdir() if not p.name.startswith(".") and (p / BUNDLE_CONFIG).is_file()
+    )
+    return found[0] if found else None
 
 
 def is_diffusers_folder(path: Path) -> bool:
